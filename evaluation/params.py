@@ -214,7 +214,7 @@ class Params(Strict):
             raise ValueError(f"region.schools: region {self.region.id} has no pilot school")
         if school_year_start_year(self.school_year) < school_year_start_year(first):
             raise ValueError(
-                f"school_year {self.school_year} comes before the first pilot year {first} of "
+                f"school_year: {self.school_year} comes before the first pilot year {first} of "
                 f"region {self.region.id}: there is nothing to evaluate yet"
             )
         return self
@@ -279,6 +279,11 @@ def _format_errors(exc: ValidationError, source: str) -> str:
             msg = "required key is missing"
         else:
             msg = err["msg"].removeprefix("Value error, ")
+            # Model-level checks name their key as a "key: message" prefix.
+            m = re.match(r"^([a-z_][\w.]*): (.*)$", msg, flags=re.S)
+            if m:
+                key = m.group(1) if key == "(top level)" else f"{key}.{m.group(1)}"
+                msg = m.group(2)
         value = err.get("input")
         shown = "" if err["type"] in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"  {key}: {msg}{shown}")

@@ -1,0 +1,169 @@
+"""The `evaluation` command line: a thin layer over the package's Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evaluation.dataset import DataSetError
+from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
+
+SET_HELP = ("override a parameter for this run, as key=value with dotted keys for nested ones "
+            "(for example --set analysis.alpha=0.01); repeatable; checked like the params files")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=SET_HELP)
+    p.add_argument("--params-dir", type=Path, default=DEFAULT_PARAMS_DIR,
+                   help="folder with defaults.yml and one YAML file per region (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluation",
+        description="Evaluate youth care in secondary schools and render whitepapers per region "
+                    "and school year.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="make or describe the embedded synthetic data",
+                          description="Make or describe the synthetic data set.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    syn = dsub.add_parser(
+        "synthetic", help="write the synthetic data set as CSV files",
+        description="Write a realistic synthetic data set for every region in params/ (one CSV "
+                    "file per table, plus data_dictionary.csv). The same seed gives the same "
+                    "data; the planted effects are in the params under synthetic.effects.")
+    syn.add_argument("--out", type=Path, required=True, help="folder to write the CSV files to")
+    syn.add_argument("--seed", type=int, help="random seed (default: synthetic.seed in params)")
+    _add_common(syn)
+    truth = dsub.add_parser(
+        "truth", help="print the effects planted in the synthetic data, as JSON",
+        description="Print the effects the synthetic generator plants (the known truth that the "
+                    "estimators must recover), as JSON.")
+    truth.add_argument("--seed", type=int, help="random seed (default: synthetic.seed in params)")
+    _add_common(truth)
+
+    val = sub.add_parser(
+        "validate", help="check a data folder and list every problem",
+        description="Check every table in a data folder against the data model: types, allowed "
+                    "values, date order and keys. Prints each problem with file, row and field; "
+                    "exits with status 1 if any row would be rejected.")
+    val.add_argument("data_dir", type=Path, metavar="DIR", help="folder with the CSV files")
+    val.add_argument("--max-problems", type=int, default=1000,
+                     help="print at most this many problems (default: %(default)s)")
+    val.add_argument("--problems-csv", type=Path, help="also write every problem to this CSV file")
+
+    par = sub.add_parser(
+        "params", help="print the merged, validated parameters of a run",
+        description="Merge defaults.yml, the region's file and --set overrides, validate them and "
+                    "print the result as YAML.")
+    par.add_argument("--region", required=True, help="region id, the name of its params file")
+    par.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    _add_common(par)
+
+    ren = sub.add_parser(
+        "render", help="render the whitepaper of a region and school year",
+        description="Execute the analysis notebooks with papermill for one region and school "
+                    "year and render the whitepaper as HTML and PDF into "
+                    "_output/<region>/<school-year>/. Uses Quarto when it is installed, "
+                    "otherwise the built-in renderer (pandoc + Typst).")
+    ren.add_argument("--region", required=True, help="region id, the name of its params file")
+    ren.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    ren.add_argument("--data", type=Path,
+                     help="folder with the CSV files (default: generate the synthetic data)")
+    ren.add_argument("--format", choices=["html", "pdf"], action="append", dest="formats",
+                     help="render only this format (repeatable; default: params report.formats)")
+    ren.add_argument("--output", type=Path, default=Path("_output"),
+                     help="folder for finished reports (default: %(default)s)")
+    ren.add_argument("--renderer", choices=["auto", "quarto", "builtin"], default="auto",
+                     help="auto: Quarto when on PATH, else built-in (default: %(default)s)")
+    _add_common(ren)
+    return parser
+
+
+def _synthetic_overrides(args: argparse.Namespace) -> list[str]:
+    extra = [f"synthetic.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
+    return list(args.overrides) + extra
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from evaluation.params import load_regions, load_synthetic
+
+    overrides = _synthetic_overrides(args)
+    if args.data_command == "synthetic":
+        from evaluation.pipeline import write_synthetic
+
+        written = write_synthetic(args.out, overrides, args.params_dir)
+        print(f"wrote {len(written)} files to {args.out}")
+        return 0
+    from evaluation.synthetic import truth
+
+    print(json.dumps(truth(load_regions(args.params_dir), load_synthetic(overrides, args.params_dir)),
+                     indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from evaluation.validation import format_problem, validate_dir
+
+    result = validate_dir(args.data_dir)
+    problems = result.problems
+    for _, row in problems.head(args.max_problems).iterrows():
+        print(format_problem(row))
+    if len(problems) > args.max_problems:
+        print(f"... and {len(problems) - args.max_problems} more problems "
+              "(use --problems-csv FILE to get them all)")
+    if args.problems_csv:
+        problems.to_csv(args.problems_csv, index=False)
+    print()
+    print(result.summary().to_string(index=False))
+    if result.ok:
+        print("\nall rows valid")
+        return 0
+    print(f"\n{len(problems)} problem(s); {int(result.summary()['rejected'].sum())} row(s) "
+          "would be rejected")
+    return 1
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from evaluation.params import load_params
+    from evaluation.provenance import params_yaml
+
+    print(params_yaml(load_params(args.region, args.school_year, args.overrides, args.params_dir)),
+          end="")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from evaluation.pipeline import render_report
+
+    result = render_report(args.region, args.school_year, data_dir=args.data,
+                           overrides=args.overrides, formats=args.formats,
+                           output_root=args.output, params_dir=args.params_dir,
+                           renderer=args.renderer)
+    print(f"renderer: {result.renderer}")
+    for fmt, path in result.outputs.items():
+        print(f"{fmt}: {path}")
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evaluation.pipeline import PipelineError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ParamsError, DataSetError, PipelineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Reader-facing Dutch labels, kept in one place so that code stays English and an English
+edition remains possible."""
+
+GROUPS = {"pilot": "Pilotscholen", "comparison": "Vergelijkingsscholen"}
+
+TABLE_NAMES = {
+    "schools": "Scholen",
+    "enrolments": "Inschrijvingen",
+    "care_reports": "Zorgmeldingen",
+    "trajectories": "Trajecten",
+    "referrals": "Verwijzingen",
+    "parent_involvement": "Ouderbetrokkenheid",
+    "survey_responses": "Tevredenheidsonderzoek",
+}
+
+REASONS = {
+    "missing_required": "verplichte waarde ontbreekt",
+    "bad_format": "waarde heeft niet de vereiste vorm",
+    "bad_school_year": "geen geldig schooljaar",
+    "bad_date": "geen geldige datum",
+    "not_integer": "geen geheel getal",
+    "out_of_range": "getal buiten het toegestane bereik",
+    "bad_boolean": "geen ja/nee-waarde",
+    "unknown_value": "waarde niet toegestaan",
+    "duplicate_key": "sleutel komt meer dan eens voor",
+    "date_order": "datum ligt vóór een datum die eraan vooraf moet gaan",
+    "unknown_reference": "verwijst naar een onbekende of afgekeurde rij",
+}
+
+MONTH = "Maand"
+SCHOOL_YEAR = "Schooljaar"
+RATE_PER_100 = "Zorgmeldingen per 100 leerlingen"

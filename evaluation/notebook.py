@@ -1,0 +1,42 @@
+"""What every notebook calls first: validated params and validated data, in one line.
+
+Notebooks stay thin: their parameters cell names the run, `setup` does the rest, and with the
+default parameters a notebook runs on its own in Jupyter on the embedded synthetic data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
+from evaluation.validation import ValidationResult, as_text, validate, validate_dir
+
+
+@dataclass
+class Run:
+    params: Params
+    data: ValidationResult
+    params_dir: Path
+    data_dir: Path | None  # None: synthetic data generated in memory
+
+
+def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
+                   overrides: list[str] | tuple[str, ...] = ()) -> ValidationResult:
+    """The embedded synthetic data set for every region in params, through the same validation
+    as files."""
+    from evaluation.synthetic import generate
+
+    tables = generate(load_regions(params_dir), load_synthetic(overrides, params_dir))
+    return validate(as_text(tables), {n: f"synthetic:{n}" for n in tables})
+
+
+def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str] | None = None,
+          params_dir: str = "") -> Run:
+    """Validate the parameters first, then load and validate the data."""
+    pdir = Path(params_dir) if params_dir else DEFAULT_PARAMS_DIR
+    overrides = list(overrides or [])
+    params = load_params(region, school_year, overrides, pdir)
+    if data_dir:
+        return Run(params, validate_dir(Path(data_dir)), pdir, Path(data_dir))
+    return Run(params, synthetic_data(pdir, overrides), pdir, None)

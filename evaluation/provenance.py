@@ -1,0 +1,57 @@
+"""Provenance for the colophon: which data, which parameters, which code, when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+import evaluation
+from evaluation.dataset import file_hashes
+from evaluation.params import Params
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + (" (met lokale wijzigingen)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "onbekend"
+
+
+def _grouped(digest: str, size: int = 16) -> str:
+    """A long hash in groups, so that it wraps in a narrow column of a PDF."""
+    return " ".join(digest[i:i + size] for i in range(0, len(digest), size))
+
+
+def params_yaml(params: Params) -> str:
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def params_hash(params: Params) -> str:
+    return hashlib.sha256(params_yaml(params).encode()).hexdigest()
+
+
+def colophon(params: Params, data_dir: Path | None) -> pd.DataFrame:
+    """One row per fact, in Dutch, for the report's colophon."""
+    rows = [
+        ("Pakketversie", evaluation.__version__),
+        ("Git-commit", git_commit()),
+        ("Gegenereerd op", dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
+        ("Parameters (SHA-256)", _grouped(params_hash(params))),
+    ]
+    if data_dir is None:
+        rows.append(("Data", f"synthetische data, zaad {params.synthetic.seed}"))
+    else:
+        rows += [(f"{name} (SHA-256)", _grouped(digest))
+                 for name, digest in file_hashes(data_dir).items()]
+    return pd.DataFrame(rows, columns=["Gegeven", "Waarde"])

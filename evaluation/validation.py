@@ -1,0 +1,262 @@
+"""Validation: text tables in, typed tables out, and every rejected row kept with its reason.
+
+Every check is a vectorised mask over a whole column. A row with at least one problem is rejected
+(moved to `ValidationResult.rejected` with all its reasons); nothing is dropped without a line in
+`ValidationResult.problems`. Foreign keys are checked against the *accepted* rows of the referenced
+table, so a rejected school also rejects the rows that point to it, each with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluation.datamodel import TABLES, Table
+
+# Tables in an order where every referenced table comes first.
+ORDER = ("schools", "enrolments", "trajectories", "care_reports", "referrals",
+         "parent_involvement", "survey_responses")
+
+TRUE = {"true", "1", "ja", "yes", "waar", "j", "y"}
+FALSE = {"false", "0", "nee", "no", "onwaar", "n"}
+
+# Problem codes with the English text the command line prints; labels.py holds the Dutch ones.
+REASONS = {
+    "missing_required": "required value is empty",
+    "bad_format": "value does not have the required format",
+    "bad_school_year": "not a school year (write 2014-2015: two consecutive years)",
+    "bad_date": "not a date (write YYYY-MM-DD)",
+    "not_integer": "not a whole number",
+    "out_of_range": "number outside the allowed range",
+    "bad_boolean": "not true/false",
+    "unknown_value": "value not allowed",
+    "duplicate_key": "key occurs more than once (the first occurrence is kept)",
+    "date_order": "date comes after a date that should follow it",
+    "unknown_reference": "refers to a row that does not exist (or was rejected)",
+}
+
+
+@dataclass
+class ValidationResult:
+    """Typed accepted tables, rejected rows and the problems that rejected them."""
+
+    tables: dict[str, pd.DataFrame]
+    rejected: dict[str, pd.DataFrame]
+    problems: pd.DataFrame
+    read: dict[str, int]
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.problems.empty
+
+    def summary(self) -> pd.DataFrame:
+        """Rows read, accepted and rejected per table (read = accepted + rejected always holds)."""
+        rows = [
+            {
+                "table": name,
+                "file": self.files.get(name, TABLES[name].filename),
+                "read": self.read[name],
+                "accepted": len(self.tables[name]),
+                "rejected": len(self.rejected[name]),
+            }
+            for name in TABLES
+        ]
+        return pd.DataFrame(rows)
+
+    def reasons(self) -> pd.DataFrame:
+        """Rejected rows per table and reason (a row with two reasons counts under both)."""
+        if self.problems.empty:
+            return pd.DataFrame(columns=["table", "field", "reason", "rows"])
+        return (
+            self.problems.groupby(["table", "field", "reason"], observed=True)["row"]
+            .nunique()
+            .rename("rows")
+            .reset_index()
+        )
+
+    def missing(self) -> pd.DataFrame:
+        """Empty values in optional fields per table: allowed, but reported as data quality."""
+        rows = []
+        for name, t in TABLES.items():
+            frame = self.tables[name]
+            for f in t.fields:
+                if not f.required:
+                    n = int(frame[f.name].isna().sum())
+                    rows.append({"table": name, "field": f.name, "missing": n,
+                                 "share": n / len(frame) if len(frame) else np.nan})
+        return pd.DataFrame(rows)
+
+
+def _problems(mask: pd.Series, frame: pd.DataFrame, table: Table, column: str,
+              reason: str, file: str) -> pd.DataFrame:
+    idx = mask[mask.fillna(False)].index
+    if len(idx) == 0:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "table": table.name,
+        "file": file,
+        # Line number in the file: line 1 is the header.
+        "row": np.asarray(idx, dtype=np.int64) + 2,
+        "field": column,
+        "value": frame.loc[idx, column].astype("string").fillna("").to_numpy()
+        if column in frame else "",
+        "reason": reason,
+    })
+
+
+def _parse_field(raw: pd.Series, f, table: Table, file: str) -> tuple[pd.Series, list[pd.DataFrame]]:
+    """Parse one text column to its typed dtype; collect problems for values that fail."""
+    frame = raw.to_frame()
+    found: list[pd.DataFrame] = []
+    text = raw.str.strip()
+    empty = text.isna() | (text == "")
+    text = text.mask(empty)
+    if f.required:
+        found.append(_problems(empty, frame, table, f.name, "missing_required", file))
+
+    if f.kind == "date":
+        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        found.append(_problems(parsed.isna() & ~empty, frame, table, f.name, "bad_date", file))
+        out = parsed.astype("datetime64[s]")
+    elif f.kind == "int":
+        num = pd.to_numeric(text, errors="coerce")
+        bad = (num.isna() | (num != np.floor(num))) & ~empty
+        found.append(_problems(bad, frame, table, f.name, "not_integer", file))
+        num = num.where(~bad)
+        rng = pd.Series(False, index=raw.index)
+        if f.minimum is not None:
+            rng |= num < f.minimum
+        if f.maximum is not None:
+            rng |= num > f.maximum
+        found.append(_problems(rng, frame, table, f.name, "out_of_range", file))
+        out = num.where(~rng).astype("Int32")
+    elif f.kind == "bool":
+        low = text.str.lower()
+        val = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        val[low.isin(TRUE).fillna(False)] = True
+        val[low.isin(FALSE).fillna(False)] = False
+        found.append(_problems(val.isna() & ~empty, frame, table, f.name, "bad_boolean", file))
+        out = val
+    elif f.kind == "category":
+        bad = ~text.isin(f.allowed or ()) & ~empty
+        found.append(_problems(bad, frame, table, f.name, "unknown_value", file))
+        out = text.where(~bad).astype(f.dtype)
+    else:
+        out = text.astype("string")
+        if f.pattern:
+            bad = ~text.str.fullmatch(f.pattern).fillna(True)
+            found.append(_problems(bad, frame, table, f.name, "bad_format", file))
+            if f.kind == "school_year":
+                ok = text.where(~bad)
+                first = pd.to_numeric(ok.str.slice(0, 4), errors="coerce")
+                second = pd.to_numeric(ok.str.slice(5, 9), errors="coerce")
+                found.append(_problems(ok.notna() & (second != first + 1), frame, table, f.name,
+                                       "bad_school_year", file))
+    return out, found
+
+
+def _validate_table(raw: pd.DataFrame, table: Table, file: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    raw = raw.reset_index(drop=True)
+    typed = {}
+    found: list[pd.DataFrame] = []
+    for f in table.fields:
+        typed[f.name], problems = _parse_field(raw[f.name], f, table, file)
+        found.extend(problems)
+    out = pd.DataFrame(typed, index=raw.index)
+
+    key = list(table.key)
+    dup = out[key].duplicated(keep="first") & out[key].notna().all(axis=1)
+    label = "+".join(key)
+    shown = raw.loc[dup, key].astype("string").fillna("")
+    shown = shown[key[0]].str.cat([shown[k] for k in key[1:]], sep="|").rename(label).to_frame()
+    found.append(_problems(dup, shown, table, label, "duplicate_key", file))
+    for earlier, later in table.date_order:
+        bad = (out[earlier] > out[later]).fillna(False)
+        found.append(_problems(bad, raw, table, later, "date_order", file))
+    return out, found
+
+
+def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) -> ValidationResult:
+    """Validate text tables (as read by `dataset.read_text_tables` or made by the generator)."""
+    files = files or {name: TABLES[name].filename for name in TABLES}
+    accepted: dict[str, pd.DataFrame] = {}
+    rejected: dict[str, pd.DataFrame] = {}
+    all_problems: list[pd.DataFrame] = []
+    read = {}
+    for name in ORDER:
+        table = TABLES[name]
+        frame = raw[name].reset_index(drop=True)
+        read[name] = len(frame)
+        typed, found = _validate_table(frame, table, files[name])
+        for fk in table.foreign_keys:
+            parent = accepted[fk.ref_table][list(fk.ref_fields)]
+            child = typed[list(fk.fields)]
+            present = child.notna().all(axis=1)
+            known = pd.MultiIndex.from_frame(child).isin(pd.MultiIndex.from_frame(parent))
+            bad = present & ~pd.Series(known, index=typed.index)
+            found.append(_problems(bad, frame, table, fk.fields[0], "unknown_reference",
+                                   files[name]))
+        found = [p for p in found if not p.empty]
+        problems = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+        bad_rows = np.zeros(len(frame), dtype=bool)
+        if not problems.empty:
+            bad_rows[problems["row"].to_numpy() - 2] = True
+            reasons = problems.groupby("row")["reason"].agg(lambda r: ";".join(sorted(set(r))))
+            rejected[name] = frame[bad_rows].assign(
+                _row=lambda d: d.index + 2,
+                _reasons=lambda d: reasons.reindex(d.index + 2).to_numpy(),
+            )
+        else:
+            rejected[name] = frame.iloc[0:0].assign(_row=pd.Series(dtype="int64"),
+                                                    _reasons=pd.Series(dtype="string"))
+        accepted[name] = typed[~bad_rows].reset_index(drop=True)
+        all_problems.append(problems)
+    all_problems = [p for p in all_problems if not p.empty]
+    problems = (
+        pd.concat(all_problems, ignore_index=True).sort_values(["table", "row", "field"],
+                                                               kind="stable")
+        if all_problems
+        else pd.DataFrame(columns=["table", "file", "row", "field", "value", "reason"])
+    )
+    return ValidationResult(
+        tables={n: accepted[n] for n in TABLES},
+        rejected={n: rejected[n] for n in TABLES},
+        problems=problems.reset_index(drop=True),
+        read={n: read[n] for n in TABLES},
+        files=files,
+    )
+
+
+def as_text(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Typed tables (from the generator) as the text a CSV file would hold, so that in-memory data
+    passes through exactly the same validation as files do."""
+    out = {}
+    for name, frame in tables.items():
+        cols = {}
+        for f in TABLES[name].fields:
+            s = frame[f.name]
+            if f.kind == "date":
+                s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
+            elif f.kind == "bool":
+                s = s.astype("boolean").map({True: "true", False: "false"})
+            cols[f.name] = s.astype("string")
+        out[name] = pd.DataFrame(cols)
+    return out
+
+
+def format_problem(row: pd.Series) -> str:
+    """One problem as a line for the command line: file, row, field, value and reason."""
+    value = f" {row['value']!r}:" if row["value"] != "" else ":"
+    return f"{row['file']}, row {row['row']}, field {row['field']}{value} {REASONS[row['reason']]}"
+
+
+def validate_dir(data_dir: Path) -> ValidationResult:
+    """Read and validate every table in `data_dir`."""
+    from evaluation.dataset import read_text_tables
+
+    raw = read_text_tables(data_dir)
+    return validate(raw, {n: str(data_dir / t.filename) for n, t in TABLES.items()})

@@ -1,0 +1,113 @@
+"""One whitepaper, end to end: synthetic CSV files -> validated data -> papermill -> HTML and PDF,
+with the same computed numbers in both."""
+
+import html
+import json
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from evaluation import care_reports
+from evaluation.notebook import setup
+from evaluation.pipeline import render_report, write_synthetic
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).replace("\u00ad", "")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = root / "data"
+    write_synthetic(data)
+    result = render_report("lekstroom", "2014-2015", data_dir=data, output_root=root / "_output",
+                           build_root=root / "_build", renderer="builtin", log=lambda _m: None)
+    return result, data
+
+
+@pytest.fixture(scope="module")
+def texts(rendered):
+    result, _ = rendered
+    raw_html = result.outputs["html"].read_text(encoding="utf-8")
+    body = html.unescape(re.sub(r"<[^>]+>", " ", raw_html))
+    pdf = " ".join(page.extract_text() for page in PdfReader(result.outputs["pdf"]).pages)
+    return raw_html, _words(body), _words(pdf)
+
+
+@pytest.fixture(scope="module")
+def expected(rendered):
+    """The key figures, computed independently of the rendered files."""
+    _, data = rendered
+    run = setup("lekstroom", "2014-2015", str(data))
+    a = care_reports.analyse(run.data.tables, run.params, run.params_dir)
+    return a
+
+
+def test_report_lands_in_the_output_folder_as_html_and_pdf(rendered):
+    result, _ = rendered
+    assert result.outputs["html"].name == "whitepaper.html"
+    assert result.outputs["pdf"].name == "whitepaper.pdf"
+    assert result.outputs["html"].parent.parts[-2:] == ("lekstroom", "2014-2015")
+    assert result.outputs["pdf"].read_bytes().startswith(b"%PDF")
+    assert result.renderer.startswith("builtin")
+
+
+def test_title_page_names_region_and_school_year_in_both(texts):
+    _, body, pdf = texts
+    for text in (body, pdf):
+        assert "regio Lekstroom" in text
+        assert "Schooljaar 2014-2015" in text
+
+
+def test_html_and_pdf_show_the_same_computed_numbers(texts, expected):
+    _, body, pdf = texts
+    a = expected
+    did = care_reports._change(a.did.estimate)  # e.g. "79,4% minder"
+    pooled = care_reports._change(a.pooled.estimate)
+    n_pilot = f"{int((a.design['group'] == 'pilot').sum())} scholen"
+    figures = [did, pooled, n_pilot]
+    for figure in figures:
+        assert figure in body, f"{figure!r} missing from the HTML"
+        assert figure in pdf, f"{figure!r} missing from the PDF"
+    # Decimal commas, not points, in the reader's numbers.
+    assert re.search(r"\d+,\d% minder", body)
+
+
+def test_the_planted_eighty_percent_drop_is_what_the_report_states(expected):
+    # The synthetic data plant a rate ratio of 0.2; the report's DiD interval must contain it.
+    assert expected.did.ci_low <= 0.2 <= expected.did.ci_high
+
+
+def test_html_is_dutch_self_contained_and_figures_have_alt_text(texts):
+    raw, _, _ = texts
+    assert re.search(r'<html[^>]*lang="nl"', raw)
+    images = re.findall(r"<img[^>]*>", raw)
+    assert len(images) >= 2
+    for img in images:
+        assert 'src="data:image/png;base64,' in img
+        assert re.search(r'alt="[^"]{20,}"', img), img[:200]
+    assert "<th" in raw
+
+
+def test_small_groups_are_never_published(texts, expected):
+    raw, _, _ = texts
+    # Every count in the per-school table is suppressed or a multiple of 5 of at least 10.
+    table = care_reports.school_table(expected)
+    for col in ("Meldingen vóór", "Meldingen 2014-2015"):
+        for cell in table[col]:
+            if cell != "·":
+                value = int(cell.replace(".", ""))
+                assert value >= 10 and value % 5 == 0
+
+
+def test_notebooks_ran_with_the_injected_parameters(rendered):
+    result, data = rendered
+    for nb in result.notebooks:
+        cells = json.loads(nb.read_text())["cells"]
+        injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
+        assert injected, f"{nb.name} has no injected parameters"
+        assert str(data.resolve()) in "".join(injected[0]["source"])
+        errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
