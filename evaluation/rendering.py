@@ -111,7 +111,8 @@ def _render_builtin(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderR
         layer = front if source is None else _load_yaml(source)
         meta = _merge(meta, _resolve_css(layer, base))
     work = out_dir / f"{qmd.stem}_files"  # figures + intermediates; removed after success
-    work.mkdir(exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # no stale figures from an earlier run
+    work.mkdir()
     expander = _Expander(qmd, project, meta, work)
     (work / f"{qmd.stem}.md").write_text(expander.expand(body), encoding="utf-8")
     outputs = {fmt: _builtin_format(qmd, fmt, meta, work, out_dir, expander.alts)
@@ -126,7 +127,7 @@ def _builtin_format(
 ) -> Path:
     """Run pandoc (and Typst for PDF) with the options Quarto would take from the metadata."""
     quarto_fmt, suffix = FORMATS[fmt]
-    fmt_opts = (meta.get("format") or {}).get(quarto_fmt) or {}
+    fmt_opts = meta["format"].get(quarto_fmt) if isinstance(meta.get("format"), dict) else None
     opts = _merge(meta, fmt_opts if isinstance(fmt_opts, dict) else {})
     doc_meta = {k: v for k, v in opts.items() if k not in _NOT_METADATA}
     if quarto_fmt == "typst" and opts.get("number-sections") and "section-numbering" not in opts:
@@ -139,7 +140,7 @@ def _builtin_format(
     if opts.get("toc"):
         args += ["--toc", f"--toc-depth={opts.get('toc-depth', 3)}"]
     target = out_dir / f"{qmd.stem}{suffix}"
-    what = f"pandoc {qmd} -> {fmt}"
+    what = f"pandoc {qmd} -> {fmt} (intermediates kept in {work})"
     if fmt == "html":
         css = opts.get("css") or []
         args += ["--to=html5", "--embed-resources", f"--output={target}"]

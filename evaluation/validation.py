@@ -206,10 +206,9 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
         if not problems.empty:
             bad_rows[problems["row"].to_numpy() - 2] = True
             reasons = problems.groupby("row")["reason"].agg(lambda r: ";".join(sorted(set(r))))
-            rejected[name] = frame[bad_rows].assign(
-                _row=lambda d: d.index + 2,
-                _reasons=lambda d: reasons.reindex(d.index + 2).to_numpy(),
-            )
+            kept = frame[bad_rows]
+            rejected[name] = kept.assign(_row=kept.index + 2,
+                                         _reasons=reasons.reindex(kept.index + 2).to_numpy())
         else:
             rejected[name] = frame.iloc[0:0].assign(_row=pd.Series(dtype="int64"),
                                                     _reasons=pd.Series(dtype="string"))

@@ -1,0 +1,63 @@
+"""The command line: help on every command, deterministic data, truth, and early errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from evaluation.cli import main
+
+
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "synthetic"], ["data", "truth"],
+                                  ["validate"], ["params"], ["render"]])
+def test_every_command_explains_itself(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: evaluation" in out
+    assert len(out.split()) > 25  # more than a bare usage line
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    done = subprocess.run([sys.executable, "-m", "evaluation", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "render" in done.stdout and "validate" in done.stdout
+
+
+def test_synthetic_data_is_deterministic_for_a_seed(tmp_path):
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        assert main(["data", "synthetic", "--out", str(tmp_path / name), "--seed", str(seed)]) == 0
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "data_dictionary.csv" in files and "care_reports.csv" in files
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "enrolments.csv").read_bytes() != \
+        (tmp_path / "c" / "enrolments.csv").read_bytes()
+
+
+def test_truth_reports_the_planted_effects_and_follows_overrides(capsys):
+    assert main(["data", "truth"]) == 0
+    truth = json.dumps(json.loads(capsys.readouterr().out))
+    assert "care_report_rate_ratio" in truth and "0.2" in truth
+    assert main(["data", "truth", "--set", "synthetic.effects.care_report_rate_ratio=0.5"]) == 0
+    assert "0.5" in capsys.readouterr().out
+
+
+def test_render_refuses_bad_params_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["render", "--region", "lekstroom", "--school-year", "2014-2016"])
+    assert code == 2
+    assert "school_year" in capsys.readouterr().err
+    assert not (tmp_path / "_build").exists()
+    code = main(["render", "--region", "utrecht", "--school-year", "2014-2015"])
+    assert code == 2
+    assert "lekstroom" in capsys.readouterr().err  # lists the known regions
+
+
+def test_render_names_a_missing_data_folder(tmp_path, capsys):
+    code = main(["render", "--region", "lekstroom", "--school-year", "2014-2015",
+                 "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -1,0 +1,249 @@
+"""Rendering: the built-in renderer (pandoc + Typst) on a small project that mirrors a build dir."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from pypdf import PdfReader
+
+from evaluation import rendering
+from evaluation.rendering import RenderError, render
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TITLE = "Evaluatie pilots jeugdhulp"
+SUBTITLE = "Regio Lekstroom, schooljaar 2013-2014"
+ALT = "Staafdiagram: 40 zorgmeldingen in 2012-2013 en 35 in 2013-2014"
+CAPTION = "Zorgmeldingen per schooljaar"
+SUMMARY = (
+    "Het aandeel trajecten dat binnen vier weken startte steeg naar **12,5%**.\n\n"
+    "| School | Meldingen | Aandeel |\n|:--|--:|--:|\n"
+    "| Lek College | 40 | 12,5% |\n| Vaart College | 35 | 8,3% |\n"
+)
+QMD = """---
+title: "{title}"
+subtitle: "{subtitle}"
+---
+
+# Samenvatting
+
+Dit rapport betreft {{{{< meta subtitle >}}}}. Zie @fig-meldingen.
+
+{{{{< embed ../notebooks/nb.ipynb#summary >}}}}
+
+## Zorgmeldingen
+
+{{{{< embed ../notebooks/nb.ipynb#fig-meldingen >}}}}
+"""
+
+
+def _png() -> str:
+    fig, ax = plt.subplots(figsize=(4, 2.5))
+    ax.bar(["2012-2013", "2013-2014"], [40, 35])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _notebook() -> nbformat.NotebookNode:
+    """An 'executed' notebook: cells with Quarto '#|' options and crafted outputs."""
+    summary = new_code_cell(
+        "#| label: summary\n#| tbl-cap: Meldingen per school\ndisplay(Markdown(text))",
+        outputs=[new_output("display_data", data={
+            "text/markdown": SUMMARY, "text/plain": "<IPython.core.display.Markdown object>"})],
+    )
+    figure = new_code_cell(
+        f"#| label: fig-meldingen\n#| fig-cap: {CAPTION}\n#| fig-alt: \"{ALT}\"\nplot()",
+        outputs=[new_output("display_data", data={
+            "image/png": _png(), "text/plain": "<Figure size 400x250 with 1 Axes>"})],
+    )
+    return new_notebook(cells=[new_markdown_cell("# Zorgmeldingen"), summary, figure])
+
+
+def make_project(root: Path, qmd_text: str | None = None) -> Path:
+    """A build-dir-like project: _quarto.yml, reports/ (qmd, css, template), notebooks/."""
+    (root / "reports").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    shutil.copy(REPO / "_quarto.yml", root / "_quarto.yml")
+    for name in ("whitepaper.css", "typst-template.typ"):
+        shutil.copy(REPO / "reports" / name, root / "reports" / name)
+    (root / "reports" / "_metadata.yml").write_text(
+        "subtitle: Overschreven door de front matter\ndate: 31 juli 2014\n"
+        "author: [Regio Lekstroom]\n", encoding="utf-8")
+    nbformat.write(_notebook(), root / "notebooks" / "nb.ipynb")
+    qmd = root / "reports" / "doc.qmd"
+    qmd.write_text(qmd_text or QMD.format(title=TITLE, subtitle=SUBTITLE), encoding="utf-8")
+    return qmd
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> rendering.RenderResult:
+    qmd = make_project(tmp_path_factory.mktemp("project"))
+    return render(qmd, prefer="builtin")
+
+
+def _pdf_text(path: Path) -> str:
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
+
+
+def _html_text(path: Path) -> str:
+    """Visible text: tags dropped, whitespace collapsed, entities left alone."""
+    return " ".join(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")).split())
+
+
+def _alt_texts(path: Path) -> list[str]:
+    """/Alt entries of the tagged PDF's structure tree (what screen readers announce)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, dict):
+            if "/Alt" in node:
+                found.append(str(node["/Alt"]))
+            walk(node.get("/K"))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(PdfReader(path).trailer["/Root"].get("/StructTreeRoot"))
+    return found
+
+
+def test_builtin_renders_html_and_pdf_next_to_the_qmd(rendered: rendering.RenderResult) -> None:
+    assert rendered.renderer.startswith("builtin (pandoc 3")
+    assert "typst" in rendered.renderer
+    html, pdf = rendered.outputs["html"], rendered.outputs["pdf"]
+    assert html.name == "doc.html" and pdf.name == "doc.pdf"
+    assert html.parent.name == "reports" and html.stat().st_size > 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert not (html.parent / "doc_files").exists()  # intermediates cleaned up
+
+
+def test_html_and_pdf_show_the_same_numbers_title_and_captions(
+    rendered: rendering.RenderResult,
+) -> None:
+    html = _html_text(rendered.outputs["html"])
+    pdf = _pdf_text(rendered.outputs["pdf"])
+    expected = [TITLE, SUBTITLE, "12,5%", "8,3%", "Vaart College", "Meldingen per school",
+                f"Figuur 1: {CAPTION}", "Zie Figuur 1", "31 juli 2014"]
+    for text in expected:
+        assert text in html, text
+        assert text in pdf, text
+    assert "Overschreven door de front matter" not in html + pdf  # front matter wins
+    assert "Inhoudsopgave" in html and "Inhoudsopgave" in pdf
+    for rendered_text in (html, pdf):
+        assert "Figure size" not in rendered_text and "IPython.core" not in rendered_text
+        assert "{{<" not in rendered_text and "#|" not in rendered_text
+
+
+def test_html_is_dutch_accessible_and_self_contained(rendered: rendering.RenderResult) -> None:
+    html = rendered.outputs["html"].read_text(encoding="utf-8")
+    assert '<html xmlns="http://www.w3.org/1999/xhtml" lang="nl"' in html or '<html lang="nl"' in html
+    assert re.findall(r"<th[ >]", html) and "<thead>" in html
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert headers == ["School", "Meldingen", "Aandeel"]
+    images = re.findall(r"<img [^>]*>", html)
+    assert len(images) == 1
+    assert f'alt="{ALT}"' in images[0]
+    assert re.search(r'src="data:image/png;base64,', images[0])
+    assert not re.search(r'(src|href)="(?!data:|#)', html)  # nothing loaded from files or web
+    assert "--wp-accent" in html  # whitepaper.css is inlined
+    assert '<h1 class="title">' in html and 'class="subtitle"' in html
+    assert 'id="fig-meldingen"' in html and 'href="#fig-meldingen"' in html
+
+
+def test_pdf_is_a4_titled_and_tags_the_figure_with_alt_text(
+    rendered: rendering.RenderResult,
+) -> None:
+    reader = PdfReader(rendered.outputs["pdf"])
+    width, height = (float(v) for v in reader.pages[0].mediabox[2:])
+    assert (round(width), round(height)) == (595, 842)  # A4 in points
+    assert reader.metadata.title == TITLE
+    assert ALT in _alt_texts(rendered.outputs["pdf"])
+    assert "Samenvatting" in reader.pages[-1].extract_text()
+
+
+def test_out_dir_and_single_format(tmp_path: Path) -> None:
+    qmd = make_project(tmp_path / "p")
+    result = render(qmd, formats=("html",), out_dir=tmp_path / "out", prefer="builtin")
+    assert set(result.outputs) == {"html"}
+    assert result.outputs["html"] == tmp_path / "out" / "doc.html"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["doc.html"]
+
+
+@pytest.mark.parametrize(
+    ("shortcode", "expected"),
+    [
+        ("{{< embed ../notebooks/nb.ipynb#geen-label >}}", ["doc.qmd", "nb.ipynb", "geen-label"]),
+        ("{{< embed ../notebooks/weg.ipynb#summary >}}", ["doc.qmd", "weg.ipynb"]),
+        ("{{< meta organisatie.naam >}}", ["doc.qmd", "organisatie.naam"]),
+        ("{{< video film.mp4 >}}", ["doc.qmd", "video"]),
+        ("Zie @fig-bestaat-niet.", ["doc.qmd", "fig-bestaat-niet"]),
+    ],
+)
+def test_broken_sources_raise_render_error_naming_them(
+    tmp_path: Path, shortcode: str, expected: list[str]
+) -> None:
+    qmd = make_project(tmp_path, f"---\ntitle: T\n---\n\n{shortcode}\n")
+    with pytest.raises(RenderError) as info:
+        render(qmd, prefer="builtin")
+    for part in expected:
+        assert part in str(info.value)
+
+
+def test_cell_without_outputs_is_an_error(tmp_path: Path) -> None:
+    qmd = make_project(tmp_path, "{{< embed ../notebooks/nb.ipynb#leeg >}}\n")
+    notebook = nbformat.read(tmp_path / "notebooks" / "nb.ipynb", as_version=4)
+    notebook.cells.append(new_code_cell("#| label: leeg\nx = 1"))
+    nbformat.write(notebook, tmp_path / "notebooks" / "nb.ipynb")
+    with pytest.raises(RenderError, match="leeg.*no output"):
+        render(qmd, formats=("html",), prefer="builtin")
+
+
+def test_prefer_quarto_without_quarto_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = make_project(tmp_path)
+    monkeypatch.setattr(rendering.shutil, "which", lambda name: None)
+    assert not rendering.quarto_available()
+    with pytest.raises(RenderError, match="quarto.*not on PATH"):
+        render(qmd, prefer="quarto")
+    result = render(qmd, formats=("html",), prefer="auto")  # auto falls back to built-in
+    assert result.renderer.startswith("builtin")
+
+
+def test_quarto_renders_the_same_document(tmp_path: Path) -> None:
+    if shutil.which("quarto") is None:
+        pytest.skip("quarto is not on PATH (it cannot be installed here); built-in renderer "
+                    "tested above")
+    qmd = make_project(tmp_path)
+    result = render(qmd, prefer="quarto")
+    assert result.renderer.startswith("quarto")
+    html = result.outputs["html"].read_text(encoding="utf-8")
+    assert "12,5%" in html and ALT in html
+    assert "12,5%" in _pdf_text(result.outputs["pdf"])
+
+
+def test_quarto_project_file_declares_formats_language_and_output_dir() -> None:
+    config = yaml.safe_load((REPO / "_quarto.yml").read_text(encoding="utf-8"))
+    assert config["project"]["type"] == "default"
+    assert config["project"]["output-dir"] == "_output"
+    assert config["project"]["render"] == ["reports/whitepaper.qmd"]
+    assert config["lang"] == "nl"
+    assert config["execute"]["enabled"] is False
+    html, typst = config["format"]["html"], config["format"]["typst"]
+    assert html["embed-resources"] is True and html["toc"] is True
+    assert (REPO / html["css"]).is_file()
+    assert typst["papersize"] == "a4" and typst["toc"] is True
