@@ -52,7 +52,7 @@ def read_text_table(path: Path, table: Table) -> pd.DataFrame:
         raise DataSetError(f"{path}: file not found (table {table.name} is required)")
     try:
         frame = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
+                            encoding="utf-8-sig", skip_blank_lines=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataSetError(f"{path}: cannot be read as a UTF-8 CSV file: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -68,6 +68,9 @@ def read_text_table(path: Path, table: Table) -> pd.DataFrame:
             f"{path}: unexpected column(s) {', '.join(extra)}; the data model has only "
             f"{', '.join(table.columns)} (see {DICTIONARY_FILE})"
         )
+    # Blank lines hold no record: leave them out, but keep each row's index equal to its position
+    # in the file so that validation reports the true line number.
+    frame = frame[frame.notna().any(axis=1)]
     return frame[table.columns]
 
 

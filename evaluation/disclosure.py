@@ -37,7 +37,9 @@ def protect_counts(
     derived = derived or {}
     for col in counts:
         raw = out[col].astype("Float64")
-        small = raw < rule.min_count
+        # Judge the published (rounded) value too: rounding must never bring a cell below the
+        # threshold.
+        small = (raw < rule.min_count) | (round_to_base(raw, rule.rounding_base) < rule.min_count)
         if with_total and int(small.sum()) == 1 and len(raw) > 1:
             # One hidden cell plus a published total gives it away: hide the next smallest too.
             nxt = raw.where(~small).idxmin()

@@ -53,6 +53,7 @@ def markdown_table(frame: pd.DataFrame, align: Iterable[str] | None = None) -> s
     align = list(align) if align is not None else ["l"] + ["r"] * (len(cols) - 1)
     marks = {"l": ":--", "r": "--:", "c": ":-:"}
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join(marks[a] for a in align) + " |"]
-    body = frame.astype("string").fillna(SUPPRESSED)
+    # A "|" inside a cell would end it early: escape it.
+    body = frame.astype("string").fillna(SUPPRESSED).apply(lambda c: c.str.replace("|", r"\|"))
     lines += ["| " + " | ".join(row) + " |" for row in body.itertuples(index=False)]
     return "\n".join(lines)

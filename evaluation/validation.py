@@ -160,7 +160,6 @@ def _parse_field(raw: pd.Series, f, table: Table, file: str) -> tuple[pd.Series,
 
 
 def _validate_table(raw: pd.DataFrame, table: Table, file: str) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    raw = raw.reset_index(drop=True)
     typed = {}
     found: list[pd.DataFrame] = []
     for f in table.fields:
@@ -189,7 +188,9 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
     read = {}
     for name in ORDER:
         table = TABLES[name]
-        frame = raw[name].reset_index(drop=True)
+        # The index is the row's position in its file (line - 2); readers keep it through
+        # dropped blank lines, so that reported line numbers stay true.
+        frame = raw[name]
         read[name] = len(frame)
         typed, found = _validate_table(frame, table, files[name])
         for fk in table.foreign_keys:
@@ -204,7 +205,7 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
         problems = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
         bad_rows = np.zeros(len(frame), dtype=bool)
         if not problems.empty:
-            bad_rows[problems["row"].to_numpy() - 2] = True
+            bad_rows = frame.index.isin(problems["row"].to_numpy() - 2)
             reasons = problems.groupby("row")["reason"].agg(lambda r: ";".join(sorted(set(r))))
             kept = frame[bad_rows]
             rejected[name] = kept.assign(_row=kept.index + 2,
@@ -216,8 +217,12 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
         all_problems.append(problems)
     all_problems = [p for p in all_problems if not p.empty]
     problems = (
-        pd.concat(all_problems, ignore_index=True).sort_values(["table", "row", "field"],
-                                                               kind="stable")
+        # Root causes first: tables in dependency order, so a rejected school is listed before
+        # the rows that point to it.
+        pd.concat(all_problems, ignore_index=True)
+        .assign(_order=lambda d: d["table"].map({t: i for i, t in enumerate(ORDER)}))
+        .sort_values(["_order", "row", "field"], kind="stable")
+        .drop(columns="_order")
         if all_problems
         else pd.DataFrame(columns=["table", "file", "row", "field", "value", "reason"])
     )

@@ -65,6 +65,12 @@ def corrupt(src_dir: Path, dst_dir: Path, table: str, row_index: int, field: str
 
 
 @pytest.fixture
+def data_copy(synthetic_dir, tmp_path) -> Path:
+    """A fresh copy of the synthetic CSV folder in this test's tmp_path/data."""
+    return copy_data(synthetic_dir, tmp_path / "data")
+
+
+@pytest.fixture
 def corrupt_copy(synthetic_dir, tmp_path) -> Callable[..., Path]:
     """`corrupt_copy(table, row_index, field, value)`: a copy of the synthetic data in this test's
     tmp_path/data with one cell changed; returns the changed file's path."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -222,6 +224,47 @@ def test_prefer_quarto_without_quarto_is_a_clear_error(
         render(qmd, prefer="quarto")
     result = render(qmd, formats=("html",), prefer="auto")  # auto falls back to built-in
     assert result.renderer.startswith("builtin")
+
+
+FAKE_QUARTO = """#!{python}
+# Stands in for `quarto`: records its calls, writes outputs where Quarto would (output-dir).
+import os, sys
+from pathlib import Path
+with open({log!r}, "a") as log:
+    log.write(os.getcwd() + " " + " ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "--version":
+    print("1.6.40")
+elif "--fail" in os.environ.get("FAKE_QUARTO", ""):
+    sys.stderr.write("ERROR: The cell geen-label does not exist in notebook\\n")
+    sys.exit(1)
+else:
+    qmd, to = Path(sys.argv[2]), sys.argv[4]
+    out = Path("_output") / qmd.parent.name / (qmd.stem + (".pdf" if to == "typst" else ".html"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("rendered by fake quarto: " + to)
+"""
+
+
+def test_quarto_path_runs_in_the_project_and_collects_from_output_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = make_project(tmp_path / "p")
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bindir.mkdir()
+    fake = bindir / "quarto"
+    fake.write_text(FAKE_QUARTO.format(python=sys.executable, log=str(log)))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    result = render(qmd, out_dir=tmp_path / "out")  # auto picks Quarto when it is on PATH
+    assert result.renderer == "quarto 1.6.40"
+    assert result.outputs["pdf"].read_text() == "rendered by fake quarto: typst"
+    assert result.outputs["html"] == tmp_path / "out" / "doc.html"
+    calls = log.read_text().splitlines()
+    assert calls[0] == f"{tmp_path / 'p'} render {qmd} --to html"
+    assert calls[1] == f"{tmp_path / 'p'} render {qmd} --to typst"
+    monkeypatch.setenv("FAKE_QUARTO", "--fail")
+    with pytest.raises(RenderError, match=r"quarto render .*doc\.qmd(.|\n)*geen-label"):
+        render(qmd, prefer="quarto")
 
 
 def test_quarto_renders_the_same_document(tmp_path: Path) -> None:
