@@ -65,6 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--school-year", required=True, help="school year, as 2014-2015")
     _add_common(par)
 
+    est = sub.add_parser(
+        "estimates", help="print every estimate of a region and school year",
+        description="Compute every indicator the pilot claims to move, for each comparison "
+                    "(before/after, difference-in-differences, event study, interrupted time "
+                    "series): estimate, interval, p-value and the p-value adjusted across the "
+                    "primary indicators. These are the figures the whitepaper shows.")
+    est.add_argument("--region", required=True, help="region id, the name of its params file")
+    est.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    est.add_argument("--data", type=Path,
+                     help="folder with the CSV files (default: the synthetic data, in memory)")
+    est.add_argument("--format", choices=["json", "table"], default="table",
+                     help="json: one record per indicator and comparison; table: for reading")
+    _add_common(est)
+
+    did = sub.add_parser(
+        "did", help="staggered difference-in-differences on a panel of your own",
+        description="Group-time average treatment effects (Callaway & Sant'Anna, outcome "
+                    "regression without covariates) on a long panel in a CSV file, aggregated to "
+                    "one overall effect, per cohort and per event time. A cohort of 0 or empty "
+                    "means never treated.")
+    did.add_argument("--panel", type=Path, required=True, help="CSV file, one row per unit and time")
+    did.add_argument("--unit", required=True, help="column identifying the unit")
+    did.add_argument("--time", required=True, help="column with the period (whole numbers)")
+    did.add_argument("--cohort", required=True, help="column with the first treated period")
+    did.add_argument("--outcome", required=True, help="column with the numeric outcome")
+    did.add_argument("--control", choices=["never_treated", "not_yet_treated"],
+                     default="never_treated", help="comparison group (default: %(default)s)")
+    did.add_argument("--format", choices=["json", "table"], default="table")
+
     ren = sub.add_parser(
         "render", help="render the whitepaper of a region and school year",
         description="Execute the analysis notebooks with papermill for one region and school "
@@ -151,7 +180,47 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render}
+def cmd_estimates(args: argparse.Namespace) -> int:
+    from evaluation.estimates import estimate_all, format_table, to_records
+    from evaluation.notebook import setup
+
+    run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
+                str(args.params_dir))
+    es = estimate_all(run.data.tables, run.params, run.params_dir)
+    if args.format == "json":
+        print(json.dumps(to_records(es), indent=2, ensure_ascii=False))
+    else:
+        print(format_table(es))
+    return 0
+
+
+def cmd_did(args: argparse.Namespace) -> int:
+    from evaluation.staggered import StaggeredInputError, did_from_csv
+
+    try:
+        result = did_from_csv(args.panel, args.unit, args.time, args.cohort, args.outcome,
+                              args.control)
+    except (StaggeredInputError, FileNotFoundError) as exc:
+        print(f"error: {args.panel}: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    import pandas as pd
+
+    print("Group-time average treatment effects")
+    print(pd.DataFrame(result["group_time"]).round(4).to_string(index=False))
+    agg = result["aggregations"]
+    print("\nOverall (simple):", {k: round(v, 4) for k, v in agg["simple"].items()})
+    print("\nPer cohort")
+    print(pd.DataFrame(agg["cohort"]).round(4).to_string(index=False))
+    print("\nPer event time")
+    print(pd.DataFrame(agg["event_time"]).round(4).to_string(index=False))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render,
+            "estimates": cmd_estimates, "did": cmd_did}
 
 
 def main(argv: list[str] | None = None) -> int:

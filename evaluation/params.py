@@ -101,6 +101,11 @@ class Region(Strict):
         default_factory=list,
         description="Schools of other regions used as comparison (ids from their params files).",
     )
+    targets: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Goals per indicator and level (pupil, school, municipality, region); "
+        "shares as fractions (0.8 = 80%), durations in days, rates per 100 pupils.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Region:
@@ -114,6 +119,17 @@ class Region(Strict):
                     f"schools: school {s.id} stands in {s.municipality}, which is not one of the "
                     f"region's municipalities ({', '.join(sorted(codes))})"
                 )
+        from evaluation.registry import INDICATORS
+
+        for ind_id, per_level in self.targets.items():
+            if ind_id not in INDICATORS:
+                raise ValueError(
+                    f"targets.{ind_id}: unknown indicator; known: {', '.join(INDICATORS)}")
+            for level in per_level:
+                if level not in INDICATORS[ind_id].levels:
+                    raise ValueError(
+                        f"targets.{ind_id}.{level}: {ind_id} is reported at "
+                        f"{', '.join(INDICATORS[ind_id].levels)}, not at {level!r}")
         own = set(ids) & set(self.comparison_schools)
         if own:
             raise ValueError(

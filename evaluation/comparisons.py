@@ -1,0 +1,189 @@
+"""Comparisons that every indicator gets, by kind: before/after at the pilot schools,
+difference-in-differences against comparison schools, and an event study that stays unbiased when
+schools start in different years.
+
+Scales of the effect: rate ratio for counts, hazard ratio for durations (above 1: sooner), a
+difference in percentage points for shares and in scale points for survey scores. Standard errors
+are clustered by school throughout: pupils of one school share its way of working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+from evaluation.params import Params
+from evaluation.registry import Indicator
+from evaluation.statistics import Estimate, poisson_effect
+
+BEFORE_AFTER = "voor/na (pilotscholen)"
+DID = "verschil-in-verschillen"
+EVENT_STUDY = "gespreide start (event study)"
+ITS = "onderbroken tijdreeks"
+
+UNITS = {"rate": "rate ratio", "proportion": "procentpunt", "duration": "hazard ratio",
+         "scale": "schaalpunt"}
+
+
+def with_design(frame: pd.DataFrame, design: pd.DataFrame, params: Params,
+                years: list[str]) -> pd.DataFrame:
+    """Attach group, start year and period to each record of the analysis years.
+
+    period: "before" for a pilot school's own baseline years, "after" for the report year,
+    NA otherwise; treated: a pilot school in a year from its start on.
+    """
+    d = design[["school_id", "group", "pilot_start"]]
+    out = frame.merge(d, on="school_id", how="inner")
+    out = out[out["school_year"].isin(years)].copy()
+    year = out["school_year"].str.slice(0, 4).astype("int64")
+    start = out["pilot_start"].dt.year
+    pilot = (out["group"] == "pilot").to_numpy()
+    out["year"] = year
+    out["treated"] = (pilot & (year >= start).fillna(False).to_numpy()).astype("int64")
+    before = pilot & ((year < start) & (year >= start - params.analysis.baseline_years)).fillna(
+        False).to_numpy()
+    after = pilot & (out["school_year"] == params.school_year).to_numpy()
+    out["period"] = pd.Series(np.where(before, "before", np.where(after, "after", None)),
+                              index=out.index, dtype="string")
+    return out
+
+
+def _fe_ols(y: pd.Series, treatment: pd.Series, fixed: list[pd.Series], cluster: pd.Series,
+            alpha: float) -> tuple[float, float, float, float]:
+    dummies = [pd.get_dummies(f.astype("string"), prefix=f.name, drop_first=True, dtype=float)
+               for f in fixed]
+    X = sm.add_constant(pd.concat([treatment.astype(float).rename("effect"), *dummies], axis=1),
+                        has_constant="add")
+    fit = sm.OLS(y.astype(float), X).fit(cov_type="cluster",
+                                         cov_kwds={"groups": pd.factorize(cluster)[0]})
+    low, high = fit.conf_int(alpha=alpha).loc["effect"]
+    return float(fit.params["effect"]), float(low), float(high), float(fit.pvalues["effect"])
+
+
+def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
+    """The pilot schools' report year against their own baseline years."""
+    alpha = params.analysis.alpha
+    s = data[data["period"].notna()].copy()
+    post = (s["period"] == "after").astype("int64")
+    n_clusters = int(s["school_id"].nunique())
+    if ind.kind == "rate":
+        s = s.assign(post=post)
+        agg = s.groupby(["school_id", "post"], observed=True)[["count", "exposure"]].sum()
+        est, low, high, p = poisson_effect(agg.reset_index(), "post", ["school_id"], "school_id",
+                                           alpha)
+        method = "Poisson-regressie, schoolvaste effecten, leerlingen als blootstelling"
+        n = int(s["count"].sum())
+    elif ind.kind == "proportion":
+        after, before = s[post == 1]["success"], s[post == 0]["success"]
+        c1, n1, c0, n0 = int(after.sum()), len(after), int(before.sum()), len(before)
+        low, high = confint_proportions_2indep(c1, n1, c0, n0, method="newcomb", compare="diff",
+                                               alpha=alpha)
+        p = test_proportions_2indep(c1, n1, c0, n0, compare="diff").pvalue
+        est, low, high, p = 100 * (c1 / n1 - c0 / n0), 100 * low, 100 * high, float(p)
+        method = "verschil van twee proporties, Newcombe-interval"
+        n = n1 + n0
+    elif ind.kind == "duration":
+        from evaluation.survival import cox_effect
+
+        est, low, high, p = cox_effect(s.assign(post=post), "post", strata="school_id",
+                                       cluster="school_id", alpha=alpha)
+        method = "Cox-regressie gestratificeerd naar school (lopende trajecten gecensureerd)"
+        n = len(s)
+    else:
+        est, low, high, p = _fe_ols(s["score"], post, [s["school_id"]], s["school_id"], alpha)
+        method = "lineaire regressie, schoolvaste effecten"
+        n = len(s)
+    return Estimate(ind.id, BEFORE_AFTER, method + ", clustergecorrigeerd", UNITS[ind.kind],
+                    est, low, high, p, n=n, n_clusters=n_clusters)
+
+
+def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
+    """Pilot against comparison schools over the analysis years, with school and year effects."""
+    alpha = params.analysis.alpha
+    n_clusters = int(data["school_id"].nunique())
+    if ind.kind == "rate":
+        agg = (data.groupby(["school_id", "school_year"], observed=True)
+               .agg(count=("count", "sum"), exposure=("exposure", "sum"),
+                    treated=("treated", "max")).reset_index())
+        est, low, high, p = poisson_effect(agg, "treated", ["school_id", "school_year"],
+                                           "school_id", alpha)
+        method = "Poisson-regressie, school- en schooljaarvaste effecten"
+        n = int(data["count"].sum())
+    elif ind.kind == "proportion":
+        est, low, high, p = _fe_ols(data["success"].astype(float), data["treated"],
+                                    [data["school_id"], data["school_year"]], data["school_id"],
+                                    alpha)
+        est, low, high = 100 * est, 100 * low, 100 * high
+        method = "lineair kansmodel, school- en schooljaarvaste effecten"
+        n = len(data)
+    elif ind.kind == "duration":
+        from evaluation.survival import cox_effect
+
+        est, low, high, p = cox_effect(data, "treated", fixed_effects=["school_year"],
+                                       strata="school_id", cluster="school_id", alpha=alpha)
+        method = "Cox-regressie met schooljaar, gestratificeerd naar school"
+        n = len(data)
+    else:
+        est, low, high, p = _fe_ols(data["score"], data["treated"],
+                                    [data["school_id"], data["school_year"]], data["school_id"],
+                                    alpha)
+        method = "lineaire regressie, school- en schooljaarvaste effecten"
+        n = len(data)
+    return Estimate(ind.id, DID, method + ", clustergecorrigeerd", UNITS[ind.kind], est, low, high,
+                    p, n=n, n_clusters=n_clusters)
+
+
+def school_year_panel(ind: Indicator, data: pd.DataFrame) -> pd.DataFrame:
+    """One value per school and school year on the indicator's natural scale."""
+    keys = ["school_id", "year"]
+    if ind.kind == "rate":
+        g = data.groupby(keys, observed=True)[["count", "exposure"]].sum()
+        value = 100 * g["count"] / g["exposure"]
+    elif ind.kind == "proportion":
+        value = 100 * data.groupby(keys, observed=True)["success"].mean()
+    elif ind.kind == "duration":
+        # Censoring makes a plain mean wrong for durations that may still run; the panel uses
+        # only durations that always end (signal to start of help).
+        value = data.groupby(keys, observed=True)["days"].mean()
+    else:
+        value = data.groupby(keys, observed=True)["score"].mean()
+    panel = value.rename("value").reset_index()
+    cohorts = (data.drop_duplicates("school_id")
+               .assign(cohort=lambda d: d["pilot_start"].dt.year.fillna(0).astype("int64"))
+               [["school_id", "cohort"]])
+    panel = panel.merge(cohorts, on="school_id")
+    # A school that starts after the last year of the panel is, within it, never treated.
+    panel.loc[panel["cohort"] > panel["year"].max(), "cohort"] = 0
+    return panel
+
+
+EVENT_STUDY_UNITS = {"rate": "per 100 leerlingen", "proportion": "procentpunt",
+                     "duration": "dagen", "scale": "schaalpunt"}
+
+
+def event_study(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate | None:
+    """Group-time effects (Callaway & Sant'Anna) against not-yet-started schools, aggregated to
+    one average effect; unbiased under staggered starts where two-way fixed effects is not."""
+    from evaluation.staggered import att_gt
+
+    if ind.kind == "duration" and bool((data["event"] == 0).any()):
+        return None
+    panel = school_year_panel(ind, data)
+    res = att_gt(panel, unit="school_id", time="year", cohort="cohort", outcome="value",
+                 control="not_yet_treated", alpha=params.analysis.alpha)
+    s = res.simple
+    return Estimate(ind.id, EVENT_STUDY, "groep-tijdeffecten (Callaway & Sant'Anna), "
+                    "vergeleken met nog niet gestarte scholen", EVENT_STUDY_UNITS[ind.kind],
+                    float(s["att"]), float(s["ci_low"]), float(s["ci_high"]),
+                    float(s.get("p_value", _p_from_ci(s))),
+                    n=int(data["count"].sum()) if ind.kind == "rate" else int(len(data)),
+                    n_clusters=int(panel["school_id"].nunique()))
+
+
+def _p_from_ci(s: dict) -> float:
+    from scipy import stats
+
+    se = float(s["se"])
+    return float(2 * stats.norm.sf(abs(float(s["att"]) / se))) if se > 0 else float("nan")

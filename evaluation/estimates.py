@@ -1,0 +1,174 @@
+"""Every estimate of a report, in one table: one record per (indicator, comparison).
+
+This is what `evaluation estimates` prints and what the notebooks and the whitepaper show; nothing
+in a report is computed anywhere else. The primary indicators form one family per comparison for
+the multiple-testing correction (Holm or Benjamini-Hochberg, a parameter), and the minimum
+detectable effect is stated for the difference-in-differences of each primary indicator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from evaluation import comparisons
+from evaluation.design import analysis_years, school_design
+from evaluation.indicators import analysis_frame
+from evaluation.params import DEFAULT_PARAMS_DIR, Params
+from evaluation.registry import INDICATORS, Indicator
+from evaluation.statistics import Estimate
+
+COLUMNS = ["indicator", "name", "theme", "primary", "unit", "method", "comparison", "estimate",
+           "ci_low", "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
+           "n_missing", "mde", "better"]
+POWER = 0.8
+RATIO_UNITS = ("rate ratio", "hazard ratio")
+
+
+@dataclass
+class EstimateSet:
+    """All estimates of one region and school year, plus what they were computed from."""
+
+    table: pd.DataFrame
+    params: Params
+    design: pd.DataFrame
+    years: list[str]
+    data: dict[str, pd.DataFrame]  # indicator id -> its records with design columns
+
+    def for_indicator(self, indicator_id: str) -> pd.DataFrame:
+        return self.table[self.table["indicator"] == indicator_id]
+
+    def get(self, indicator_id: str, comparison: str) -> pd.Series:
+        rows = self.table[(self.table["indicator"] == indicator_id)
+                          & (self.table["comparison"] == comparison)]
+        if rows.empty:
+            raise KeyError(f"no estimate for {indicator_id} / {comparison}")
+        return rows.iloc[0]
+
+
+def _indication_free(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
+    """Indication-free against indicated trajectories at pilot schools since their start, within
+    the same level of care (hazard ratio of ending: above 1 means shorter)."""
+    from evaluation.survival import cox_effect
+
+    d = data[data["treated"] == 1].assign(indication_free=lambda x: x["indication_free"].astype(int))
+    est, low, high, p = cox_effect(d, "indication_free", strata="level", cluster="school_id",
+                                   alpha=params.analysis.alpha)
+    return Estimate(ind.id, "indicatievrij t.o.v. geïndiceerd",
+                    "Cox-regressie gestratificeerd naar zorgniveau, clustergecorrigeerd",
+                    "hazard ratio", est, low, high, p, n=len(d),
+                    n_clusters=int(d["school_id"].nunique()))
+
+
+def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
+         params: Params, years: list[str]) -> Estimate:
+    """Monthly counts with school-year seasonality; comparison schools inform trend and season."""
+    from evaluation.indicators import monthly_event_frame, rate_events
+    from evaluation.timeseries import interrupted_time_series
+
+    events, date_col = rate_events(ind.id, tables)
+    monthly = monthly_event_frame(events, date_col, tables)
+    d = design.assign(start=design["pilot_start"].where(design["group"] == "pilot"))
+    monthly = monthly.merge(d[["school_id", "start"]], on="school_id", how="inner")
+    monthly = monthly[monthly["school_year"].isin(years)]
+    res = interrupted_time_series(monthly, count="reports", exposure="pupils",
+                                  start_col="start", alpha=params.analysis.alpha)
+    return replace(res.level, indicator=ind.id, comparison=comparisons.ITS)
+
+
+def _records(ind: Indicator, data: pd.DataFrame, params: Params,
+             tables: dict[str, pd.DataFrame], design: pd.DataFrame,
+             years: list[str]) -> list[Estimate]:
+    if ind.id == "indication_free_days":
+        return [_indication_free(ind, data, params)]
+    out = [comparisons.before_after(ind, data, params),
+           comparisons.difference_in_differences(ind, data, params)]
+    es = comparisons.event_study(ind, data, params)
+    if es is not None:
+        out.append(es)
+    if ind.kind == "rate":
+        out.append(_its(ind, tables, design, params, years))
+    return out
+
+
+def minimum_detectable_effect(row: pd.Series, alpha: float, power: float = POWER) -> float:
+    """Smallest true effect the comparison detects with `power`, from its standard error.
+
+    On the log scale for ratios; expressed back on the estimate's own scale, in the direction of
+    improvement is left to the reader: the value is the distance from no effect.
+    """
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    zc = stats.norm.ppf(1 - alpha / 2)
+    if row["unit"] in RATIO_UNITS:
+        se = (np.log(row["ci_high"]) - np.log(row["ci_low"])) / (2 * zc)
+        return float(np.exp(-z * se))  # the ratio below 1 that would be detected
+    se = (row["ci_high"] - row["ci_low"]) / (2 * zc)
+    return float(z * se)
+
+
+def adjust(table: pd.DataFrame, method: str, alpha: float) -> pd.DataFrame:
+    """Adjust the p-values of the primary indicators, one family per comparison."""
+    table = table.copy()
+    table["p_value_adjusted"] = np.nan
+    for _, idx in table[table["primary"]].groupby("comparison").groups.items():
+        p = table.loc[idx, "p_value"].to_numpy(dtype=float)
+        ok = ~np.isnan(p)
+        if ok.any():
+            adjusted = np.full(len(p), np.nan)
+            adjusted[ok] = multipletests(p[ok], alpha=alpha, method=method)[1]
+            table.loc[idx, "p_value_adjusted"] = adjusted
+    table["significant"] = table["p_value_adjusted"] < alpha
+    table.loc[~table["primary"], "significant"] = table.loc[~table["primary"], "p_value"] < alpha
+    return table
+
+
+def estimate_all(tables: dict[str, pd.DataFrame], params: Params,
+                 params_dir: Path = DEFAULT_PARAMS_DIR,
+                 indicators: list[str] | None = None) -> EstimateSet:
+    """Every comparison of every indicator (or of `indicators`) for one region and school year."""
+    design = school_design(params, params_dir)
+    years = analysis_years(params, design)
+    rows, frames = [], {}
+    for ind_id in indicators or list(INDICATORS):
+        ind = INDICATORS[ind_id]
+        frame = analysis_frame(ind_id, tables)
+        data = comparisons.with_design(frame, design, params, years)
+        frames[ind_id] = data
+        for est in _records(ind, data, params, tables, design, years):
+            rows.append({**est.to_dict(), "name": ind.name_nl, "theme": ind.theme,
+                         "primary": ind.primary, "better": ind.better,
+                         "n_missing": int(frame.attrs.get("missing", 0))})
+    table = pd.DataFrame(rows)
+    table = adjust(table, params.analysis.multiple_testing, params.analysis.alpha)
+    is_did = table["comparison"] == comparisons.DID
+    table["mde"] = np.nan
+    table.loc[is_did, "mde"] = table[is_did].apply(
+        minimum_detectable_effect, axis=1, alpha=params.analysis.alpha)
+    return EstimateSet(table[COLUMNS], params, design, years, frames)
+
+
+def to_records(es: EstimateSet) -> list[dict]:
+    """JSON-ready records with region and school year."""
+    t = es.table.assign(region=es.params.region.id, school_year=es.params.school_year)
+    t = t.astype(object).where(t.notna(), None)
+    return t.to_dict(orient="records")
+
+
+def format_table(es: EstimateSet) -> str:
+    """A plain-text table for the command line (English column names, full precision kept to 3
+    decimals)."""
+    t = es.table[["indicator", "comparison", "unit", "estimate", "ci_low", "ci_high", "p_value",
+                  "p_value_adjusted", "n", "n_clusters"]].copy()
+    for col in ("estimate", "ci_low", "ci_high"):
+        t[col] = t[col].map(lambda v: f"{v:.3f}")
+    for col in ("p_value", "p_value_adjusted"):
+        t[col] = t[col].map(lambda v: "" if pd.isna(v) else ("<0.001" if v < 0.001 else f"{v:.3f}"))
+    head = (f"Estimates for region {es.params.region.id}, school year {es.params.school_year} "
+            f"(alpha {es.params.analysis.alpha}, {es.params.analysis.multiple_testing} correction "
+            "across the primary indicators)\n")
+    return head + t.to_string(index=False)
