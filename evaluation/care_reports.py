@@ -1,10 +1,10 @@
 """Theme: care reports (zorgmeldingen) from schools, before and after the pilot start.
 
-The pilot claims 80% fewer care reports from pilot schools. Three views, from simple to robust:
-per school before/after (score intervals for two Poisson rates), pooled before/after (Poisson GLM
-with school fixed effects), and difference-in-differences against comparison schools (Poisson GLM
-with school and school-year fixed effects), both with standard errors clustered by school. Only
-the last separates the pilot from the trend that all schools share.
+The pilot claims 80% fewer care reports from pilot schools. The pooled comparisons (before/after,
+difference-in-differences, event study, time series) are in the estimate table
+(`evaluation.estimates`); this module adds what is particular to the theme: the before/after
+rate ratio of each pilot school (score intervals for two Poisson rates) and the yearly and monthly
+series for the figures.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from evaluation.design import analysis_years, school_design
 from evaluation.indicators import care_reports_per_month, care_reports_per_school_year
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
-from evaluation.statistics import Estimate, poisson_effect, rate_ratio_per_unit
+from evaluation.statistics import rate_ratio_per_unit
 
 INDICATOR = "care_reports_per_100"
 
@@ -29,13 +29,7 @@ class CareReportAnalysis:
     per_school: pd.DataFrame    # pilot school: before/after counts, rate ratio and interval
     group_years: pd.DataFrame   # group x school year: pupils, reports, rate per 100
     monthly: pd.DataFrame       # group x month: pupils, reports, rate per 100 pupils per year
-    pooled: Estimate
-    did: Estimate
     params: Params
-
-    @property
-    def estimates(self) -> list[Estimate]:
-        return [self.pooled, self.did]
 
 
 def analyse(tables: dict[str, pd.DataFrame], params: Params,
@@ -64,20 +58,6 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
     per_school = rate_ratio_per_unit(ba, "school_id", alpha).merge(
         design[["school_id", "school_name", "cohort"]], on="school_id")
 
-    rr, low, high, p = poisson_effect(ba.assign(post=ba["post"].astype(int)), "post",
-                                      ["school_id"], "school_id", alpha)
-    pooled = Estimate(INDICATOR, "voor/na pilotscholen", "Poisson GLM, schoolvaste effecten, "
-                      "clustergecorrigeerde standaardfouten", "rate ratio", rr, low, high, p,
-                      n=int(ba["count"].sum()), n_clusters=int(ba["school_id"].nunique()))
-
-    did_panel = yearly.assign(treated=yearly["treated"].astype(int))
-    rr, low, high, p = poisson_effect(did_panel, "treated", ["school_id", "school_year"],
-                                      "school_id", alpha)
-    did = Estimate(INDICATOR, "verschil-in-verschillen t.o.v. vergelijkingsscholen",
-                   "Poisson GLM, school- en schooljaarvaste effecten, clustergecorrigeerde "
-                   "standaardfouten", "rate ratio", rr, low, high, p,
-                   n=int(did_panel["count"].sum()), n_clusters=int(did_panel["school_id"].nunique()))
-
     group_years = (yearly.groupby(["group", "school_year"], observed=True)[["pupils", "count"]]
                    .sum().reset_index())
     group_years["rate_per_100"] = 100 * group_years["count"] / group_years["pupils"]
@@ -89,7 +69,7 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
     # Per 100 pupils per year, so that months compare with the yearly rate.
     monthly["rate_per_100"] = 1200 * monthly["reports"] / monthly["pupils"]
 
-    return CareReportAnalysis(design, yearly, per_school, group_years, monthly, pooled, did, params)
+    return CareReportAnalysis(design, yearly, per_school, group_years, monthly, params)
 
 
 # --- presentation: what the report shows, after disclosure control -----------------------------
@@ -102,9 +82,16 @@ def _change(rr: float) -> str:
     return f"{pct} minder" if rr < 1 else f"{pct} meer"
 
 
-def summary_markdown(a: CareReportAnalysis) -> str:
-    """Key findings in plain Dutch; every number computed from `a`."""
+def _p_text(p: float) -> str:
     from evaluation import formatting as f
+
+    return f.p_value(p) if p < 0.001 else "= " + f.p_value(p)
+
+
+def summary_markdown(a: CareReportAnalysis, es) -> str:
+    """Key findings in plain Dutch; every number computed from `a` and the estimate set `es`."""
+    from evaluation import formatting as f
+    from evaluation.comparisons import BEFORE_AFTER, DID
     from evaluation.disclosure import round_to_base
 
     rule = a.params.disclosure
@@ -118,9 +105,10 @@ def summary_markdown(a: CareReportAnalysis) -> str:
     n_comp = int((a.design["group"] == "comparison").sum())
     pupils_now = int(round_to_base(now["pupils"], rule.rounding_base).sum())
     level = int(100 * (1 - a.params.analysis.alpha))
-    did, pooled = a.did, a.pooled
-    sig = "statistisch significant" if did.p_value < a.params.analysis.alpha else \
-        "statistisch niet significant"
+    did, pooled = es.get(INDICATOR, DID), es.get(INDICATOR, BEFORE_AFTER)
+    sig = ("statistisch significant, ook na correctie voor meervoudig toetsen"
+           if did["significant"] else "statistisch niet significant na correctie voor "
+           "meervoudig toetsen")
     return (
         f"In schooljaar {a.params.school_year} werkten **{n_pilot} scholen** met een kernteam, "
         f"met samen ongeveer {f.integer(pupils_now)} leerlingen. Zij worden vergeleken met "
@@ -128,12 +116,12 @@ def summary_markdown(a: CareReportAnalysis) -> str:
         f"Op de pilotscholen daalde het aantal zorgmeldingen van "
         f"**{f.number(before_rate)} per 100 leerlingen** per schooljaar vóór de start naar "
         f"**{f.number(now_rate)} per 100 leerlingen** in {a.params.school_year} "
-        f"(voor/na: {_change(pooled.estimate)}, {level}%-betrouwbaarheidsinterval "
-        f"{f.interval(1 - pooled.ci_high, 1 - pooled.ci_low, 1, pct=True)} minder).\n\n"
+        f"(voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheidsinterval "
+        f"{f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)} minder).\n\n"
         f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen (verschil-in-verschillen) "
-        f"is dat **{_change(did.estimate)}** zorgmeldingen "
-        f"({level}%-betrouwbaarheidsinterval {f.interval(1 - did.ci_high, 1 - did.ci_low, 1, pct=True)} "
-        f"minder; p {f.p_value(did.p_value) if did.p_value < 0.001 else '= ' + f.p_value(did.p_value)}); "
+        f"is dat **{_change(did['estimate'])}** zorgmeldingen "
+        f"({level}%-betrouwbaarheidsinterval {f.interval(1 - did['ci_high'], 1 - did['ci_low'], 1, pct=True)} "
+        f"minder; gecorrigeerde p {_p_text(did['p_value_adjusted'])}); "
         f"dit verschil is {sig}."
     )
 
@@ -163,19 +151,4 @@ def school_table(a: CareReportAnalysis) -> pd.DataFrame:
         "Na/vóór": safe["rate_ratio"].map(lambda v: f.number(v, 2)),
         f"{level}%-interval": [f.interval(lo, hi) if pd.notna(lo) else f.SUPPRESSED
                                for lo, hi in zip(safe["ci_low"], safe["ci_high"], strict=True)],
-    })
-
-
-def estimates_table(a: CareReportAnalysis) -> pd.DataFrame:
-    """The pooled and difference-in-differences estimates, formatted."""
-    from evaluation import formatting as f
-
-    level = int(100 * (1 - a.params.analysis.alpha))
-    return pd.DataFrame({
-        "Vergelijking": [e.comparison for e in a.estimates],
-        "Methode": [e.method for e in a.estimates],
-        "Verhouding (rate ratio)": [f.number(e.estimate, 2) for e in a.estimates],
-        f"{level}%-interval": [f.interval(e.ci_low, e.ci_high) for e in a.estimates],
-        "p-waarde": [f.p_value(e.p_value) for e in a.estimates],
-        "Scholen": [f.integer(e.n_clusters) for e in a.estimates],
     })

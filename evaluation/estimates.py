@@ -131,18 +131,16 @@ def estimate_all(tables: dict[str, pd.DataFrame], params: Params,
                  params_dir: Path = DEFAULT_PARAMS_DIR,
                  indicators: list[str] | None = None) -> EstimateSet:
     """Every comparison of every indicator (or of `indicators`) for one region and school year."""
-    design = school_design(params, params_dir)
-    years = analysis_years(params, design)
-    rows, frames = [], {}
-    for ind_id in indicators or list(INDICATORS):
+    ids = indicators or list(INDICATORS)
+    design, years, frames = design_frames(tables, params, params_dir, ids)
+    rows = []
+    for ind_id in ids:
         ind = INDICATORS[ind_id]
-        frame = analysis_frame(ind_id, tables)
-        data = comparisons.with_design(frame, design, params, years)
-        frames[ind_id] = data
+        data = frames[ind_id]
         for est in _records(ind, data, params, tables, design, years):
             rows.append({**est.to_dict(), "name": ind.name_nl, "theme": ind.theme,
                          "primary": ind.primary, "better": ind.better,
-                         "n_missing": int(frame.attrs.get("missing", 0))})
+                         "n_missing": int(data.attrs.get("missing", 0))})
     table = pd.DataFrame(rows)
     table = adjust(table, params.analysis.multiple_testing, params.analysis.alpha)
     is_did = table["comparison"] == comparisons.DID
@@ -150,6 +148,29 @@ def estimate_all(tables: dict[str, pd.DataFrame], params: Params,
     table.loc[is_did, "mde"] = table[is_did].apply(
         minimum_detectable_effect, axis=1, alpha=params.analysis.alpha)
     return EstimateSet(table[COLUMNS], params, design, years, frames)
+
+
+def design_frames(tables: dict[str, pd.DataFrame], params: Params, params_dir: Path,
+                  indicators: list[str]) -> tuple[pd.DataFrame, list[str], dict[str, pd.DataFrame]]:
+    design = school_design(params, params_dir)
+    years = analysis_years(params, design)
+    frames = {i: comparisons.with_design(analysis_frame(i, tables), design, params, years)
+              for i in indicators}
+    return design, years, frames
+
+
+def save_estimates(es: EstimateSet, path: Path) -> None:
+    """Write the estimate table (Parquet keeps the exact floats the report must repeat)."""
+    es.table.to_parquet(path, index=False)
+
+
+def load_estimates(path: Path, tables: dict[str, pd.DataFrame], params: Params,
+                   params_dir: Path = DEFAULT_PARAMS_DIR) -> EstimateSet:
+    """The estimates computed once per report, with the cheap record frames rebuilt for figures."""
+    table = pd.read_parquet(path)
+    design, years, frames = design_frames(tables, params, params_dir,
+                                          list(table["indicator"].unique()))
+    return EstimateSet(table, params, design, years, frames)
 
 
 def to_records(es: EstimateSet) -> list[dict]:

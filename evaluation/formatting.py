@@ -23,7 +23,9 @@ def number(x: float | int | None, decimals: int = 1) -> str:
     if _isnan(x):
         return SUPPRESSED
     text = f"{float(x):,.{decimals}f}"
-    return text.replace(",", "\u0001").replace(".", ",").replace("\u0001", ".")
+    text = text.replace(",", "\u0001").replace(".", ",").replace("\u0001", ".")
+    # A true minus sign: a hyphen reads as a dash in Dutch typesetting.
+    return "\u2212" + text[1:] if text.startswith("-") else text
 
 
 def integer(x: float | int | None) -> str:
@@ -47,13 +49,33 @@ def p_value(p: float | None) -> str:
     return "< 0,001" if p < 0.001 else number(p, 3)
 
 
+NUMERIC_CELL = r"^[\s+\u2212\-<·–]*\d[\d.,]*\s*(%|dagen)?(\s*\(.*\))?$|^[·–]$"
+
+
+def _alignment(frame: pd.DataFrame) -> list[str]:
+    """Right-align columns of numbers, left-align text."""
+    out = []
+    for col in frame.columns:
+        cells = frame[col].astype("string").fillna(SUPPRESSED)
+        numeric = cells.str.match(NUMERIC_CELL).mean() >= 0.8 if len(cells) else False
+        out.append("r" if numeric else "l")
+    return out
+
+
 def markdown_table(frame: pd.DataFrame, align: Iterable[str] | None = None) -> str:
     """A pipe table (Pandoc/Quarto Markdown) of already formatted text cells."""
     cols = [str(c) for c in frame.columns]
-    align = list(align) if align is not None else ["l"] + ["r"] * (len(cols) - 1)
-    marks = {"l": ":--", "r": "--:", "c": ":-:"}
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join(marks[a] for a in align) + " |"]
+    align = list(align) if align is not None else _alignment(frame)
     # A "|" inside a cell would end it early: escape it.
     body = frame.astype("string").fillna(SUPPRESSED).apply(lambda c: c.str.replace("|", r"\|"))
+    # Pandoc sizes the columns of a wide pipe table by the dashes of this line: make them follow
+    # the longest word-run of each column, so that long text gets room and numbers do not.
+    widths = [max([len(c), *body[col].str.len().fillna(1).astype(int).tolist()])
+              for c, col in zip(cols, body.columns, strict=True)]
+    widths = [min(max(w, 3), 40) for w in widths]
+    marks = {"l": lambda w: ":" + "-" * (w - 1), "r": lambda w: "-" * (w - 1) + ":",
+             "c": lambda w: ":" + "-" * (w - 2) + ":"}
+    lines = ["| " + " | ".join(cols) + " |",
+             "| " + " | ".join(marks[a](w) for a, w in zip(align, widths, strict=True)) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in body.itertuples(index=False)]
     return "\n".join(lines)

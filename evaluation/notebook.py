@@ -19,6 +19,22 @@ class Run:
     data: ValidationResult
     params_dir: Path
     data_dir: Path | None  # None: synthetic data generated in memory
+    estimates_file: Path | None = None
+    _estimates: object = None
+
+    @property
+    def estimates(self):
+        """The run's EstimateSet: computed once per report by the pipeline and read from
+        `estimates_file`, or computed here when a notebook runs on its own."""
+        if self._estimates is None:
+            from evaluation.estimates import estimate_all, load_estimates
+
+            if self.estimates_file is not None and self.estimates_file.exists():
+                self._estimates = load_estimates(self.estimates_file, self.data.tables,
+                                                 self.params, self.params_dir)
+            else:
+                self._estimates = estimate_all(self.data.tables, self.params, self.params_dir)
+        return self._estimates
 
 
 def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
@@ -32,11 +48,12 @@ def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
 
 
 def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str] | None = None,
-          params_dir: str = "") -> Run:
+          params_dir: str = "", estimates_file: str = "") -> Run:
     """Validate the parameters first, then load and validate the data."""
     pdir = Path(params_dir) if params_dir else DEFAULT_PARAMS_DIR
     overrides = list(overrides or [])
     params = load_params(region, school_year, overrides, pdir)
+    est = Path(estimates_file) if estimates_file else None
     if data_dir:
-        return Run(params, validate_dir(Path(data_dir)), pdir, Path(data_dir))
-    return Run(params, synthetic_data(pdir, overrides), pdir, None)
+        return Run(params, validate_dir(Path(data_dir)), pdir, Path(data_dir), est)
+    return Run(params, synthetic_data(pdir, overrides), pdir, None, est)

@@ -95,8 +95,18 @@ def prepare_build_dir(build: Path, params: Params) -> None:
     (build / "params.yml").write_text(params_yaml(params), encoding="utf-8")
 
 
+def compute_estimates(build: Path, params: Params, tables: dict, params_dir: Path) -> Path:
+    """Every estimate of the report, once: the notebooks read them instead of refitting."""
+    from evaluation.estimates import estimate_all, save_estimates
+
+    path = build / "estimates.parquet"
+    save_estimates(estimate_all(tables, params, params_dir), path)
+    return path
+
+
 def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Sequence[str],
-                      params_dir: Path, log: Callable[[str], None]) -> list[Path]:
+                      params_dir: Path, log: Callable[[str], None],
+                      estimates_file: Path | None = None) -> list[Path]:
     import papermill as pm
 
     done = []
@@ -112,6 +122,7 @@ def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Se
                     "data_dir": str(data_dir.resolve()),
                     "overrides": list(overrides),
                     "params_dir": str(params_dir.resolve()),
+                    "estimates_file": str(estimates_file) if estimates_file else "",
                 },
                 kernel_name="python3", cwd=str(build / "notebooks"), progress_bar=False,
             )
@@ -172,7 +183,10 @@ def render_report(
 
     prepare_build_dir(build, params)
     log(f"report {region} {school_year}: executing notebooks in {build}")
-    executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log)
+    log("  estimates")
+    estimates_file = compute_estimates(build, params, checked.tables, params_dir)
+    executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
+                                 estimates_file)
     try:
         result = render(build / "reports" / f"{DOCUMENT}.qmd", formats=formats,
                         out_dir=build / "_render", prefer=renderer)

@@ -61,3 +61,75 @@ def rate_by_month(monthly: pd.DataFrame) -> plt.Figure:
     decimal_comma(ax)
     fig.tight_layout()
     return fig
+
+
+def yearly_values(es, indicator_id: str) -> pd.DataFrame:
+    """Value per group and school year, withheld where it rests on fewer records than the
+    disclosure threshold (the data behind `indicator_by_year`)."""
+    from evaluation.presentation import _value
+    from evaluation.registry import INDICATORS
+
+    ind = INDICATORS[indicator_id]
+    d = es.data[indicator_id]
+    rows = []
+    for (group, year), g in d.groupby(["group", "school_year"], observed=True):
+        v, n = _value(ind, g)
+        rows.append({"group": group, "school_year": year, "value": v, "n": n})
+    out = pd.DataFrame(rows)
+    out.loc[out["n"] < es.params.disclosure.min_count, "value"] = float("nan")
+    return out
+
+
+def indicator_by_year(es, indicator_id: str) -> plt.Figure:
+    """An indicator per school year, pilot against comparison schools, with the pilot starts."""
+    from evaluation.registry import INDICATORS
+
+    ind = INDICATORS[indicator_id]
+    house_style()
+    data = yearly_values(es, indicator_id)
+    data = data.assign(Groep=data["group"].map(labels.GROUPS))
+    fig, ax = plt.subplots()
+    sns.lineplot(data=data, x="school_year", y="value", hue="Groep", marker="o", ax=ax,
+                 palette=GROUP_COLOURS)
+    years = sorted(data["school_year"].unique())
+    for start in sorted(es.design["cohort"].dropna().unique()):
+        if start in years:
+            ax.axvline(years.index(start) - 0.5, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel(labels.SCHOOL_YEAR)
+    unit = {"rate": "per 100 leerlingen", "proportion": "% van de trajecten",
+            "duration": "mediaan, dagen", "scale": "gemiddelde score (1-5)"}[ind.kind]
+    ax.set_ylabel(f"{ind.name_nl}\n({unit})" if len(ind.name_nl) < 40 else unit)
+    ax.set_title(ind.name_nl, fontsize=11)
+    if ind.kind != "scale":
+        ax.set_ylim(bottom=0)
+    decimal_comma(ax, 0 if ind.kind == "duration" else 1)
+    fig.tight_layout()
+    return fig
+
+
+def survival_curves(es, indicator_id: str) -> plt.Figure:
+    """Kaplan-Meier curves at the pilot schools, before and in the report year; ongoing
+    trajectories are censored, never dropped."""
+    from evaluation.registry import INDICATORS
+    from evaluation.survival import kaplan_meier
+
+    ind = INDICATORS[indicator_id]
+    house_style()
+    d = es.data[indicator_id]
+    d = d[(d["group"] == "pilot") & d["period"].notna()]
+    d = d.assign(Periode=d["period"].map({"before": "Vóór de start",
+                                          "after": f"Schooljaar {es.params.school_year}"}))
+    km = kaplan_meier(d, "Periode")
+    fig, ax = plt.subplots()
+    for i, (period, g) in enumerate(km.groupby("Periode", sort=False)):
+        # Withhold the tail where fewer pupils than the threshold remain at risk.
+        g = g[g["at_risk"] >= es.params.disclosure.min_count]
+        ax.step(g["time"], g["survival"], where="post", label=period, color=PALETTE[i + 2])
+    ax.set_xlabel("Dagen")
+    ax.set_ylabel("Aandeel nog niet afgerond")
+    ax.set_title(ind.name_nl, fontsize=11)
+    ax.set_ylim(0, 1.02)
+    ax.legend(title="Pilotscholen")
+    decimal_comma(ax, 1)
+    fig.tight_layout()
+    return fig

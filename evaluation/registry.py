@@ -8,7 +8,7 @@ Targets per level come from params (`region.targets`), never from code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Kind = Literal["rate", "proportion", "duration", "scale"]
@@ -31,6 +31,11 @@ class Indicator:
     primary: bool
     claim_nl: str
     levels: tuple[Level, ...] = ("school", "municipality", "region")
+    short_nl: str = ""  # a short name for table rows; the full name where empty
+
+    @property
+    def label_nl(self) -> str:
+        return self.short_nl or self.name_nl
 
     @property
     def effect_scale(self) -> str:
@@ -98,6 +103,23 @@ INDICATORS: dict[str, Indicator] = {
                   "ouders tevreden over de hulp"),
     )
 }
+
+_SHORT = {
+    "care_reports_per_100": "Zorgmeldingen",
+    "days_signal_to_help": "Signaal tot hulp",
+    "trajectory_days": "Duur traject",
+    "double_intake_share": "Dubbele intake",
+    "school_informed_share": "Terugkoppeling school",
+    "parents_first_meeting_share": "Ouders bij 1e gesprek",
+    "days_to_consent": "Tijd tot toestemming",
+    "specialised_referrals_per_100": "Verwijzingen zwaardere zorg",
+    "gp_jggz_referrals_per_100": "Huisarts naar JGGZ",
+    "indication_free_days": "Indicatievrij vs. geïndiceerd",
+    "school_satisfaction": "Tevredenheid scholen",
+    "professional_satisfaction": "Tevredenheid professionals",
+    "parent_satisfaction": "Tevredenheid ouders",
+}
+INDICATORS = {k: replace(v, short_nl=_SHORT[k]) for k, v in INDICATORS.items()}
 
 PRIMARY = tuple(i.id for i in INDICATORS.values() if i.primary)
 

@@ -3,13 +3,26 @@
 import pytest
 
 from evaluation import care_reports
+from evaluation.comparisons import BEFORE_AFTER, DID, ITS
 from evaluation.design import school_design
+from evaluation.estimates import estimate_all
 from evaluation.notebook import setup
+
+INDICATOR = "care_reports_per_100"
+
+
+def _run(school_year="2014-2015", overrides=()):
+    return setup("lekstroom", school_year, "", list(overrides))
 
 
 def _analysis(school_year="2014-2015", overrides=()):
-    run = setup("lekstroom", school_year, "", list(overrides))
+    run = _run(school_year, overrides)
     return care_reports.analyse(run.data.tables, run.params, run.params_dir)
+
+
+def _estimates(overrides=()):
+    run = _run(overrides=overrides)
+    return estimate_all(run.data.tables, run.params, run.params_dir, indicators=[INDICATOR])
 
 
 @pytest.fixture(scope="module")
@@ -17,26 +30,34 @@ def default():
     return _analysis()
 
 
+@pytest.fixture(scope="module")
+def default_estimates():
+    return _estimates()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_difference_in_differences_recovers_the_planted_eighty_percent_drop(seed):
-    a = _analysis(overrides=[f"synthetic.seed={seed}"])
-    assert a.did.ci_low <= 0.2 <= a.did.ci_high
-    assert a.did.p_value < 0.001
+    did = _estimates([f"synthetic.seed={seed}"]).get(INDICATOR, DID)
+    assert did["ci_low"] <= 0.2 <= did["ci_high"]
+    assert did["p_value"] < 0.001
 
 
-def test_pooled_before_after_recovers_the_planted_drop(default):
-    assert default.pooled.ci_low <= 0.2 <= default.pooled.ci_high
+@pytest.mark.parametrize("comparison", [BEFORE_AFTER, ITS])
+def test_pooled_before_after_and_time_series_recover_the_planted_drop(default_estimates,
+                                                                       comparison):
+    row = default_estimates.get(INDICATOR, comparison)
+    assert row["ci_low"] <= 0.2 <= row["ci_high"]
 
 
 def test_without_a_planted_effect_the_interval_covers_no_change():
-    a = _analysis(overrides=["synthetic.effects.care_report_rate_ratio=1.0"])
-    assert a.did.ci_low <= 1.0 <= a.did.ci_high
-    assert 0.75 < a.did.estimate < 1.3
+    did = _estimates(["synthetic.effects.care_report_rate_ratio=1.0"]).get(INDICATOR, DID)
+    assert did["ci_low"] <= 1.0 <= did["ci_high"]
+    assert 0.75 < did["estimate"] < 1.3
 
 
 def test_a_weaker_planted_effect_is_recovered_as_weaker():
-    a = _analysis(overrides=["synthetic.effects.care_report_rate_ratio=0.6"])
-    assert a.did.ci_low <= 0.6 <= a.did.ci_high
+    did = _estimates(["synthetic.effects.care_report_rate_ratio=0.6"]).get(INDICATOR, DID)
+    assert did["ci_low"] <= 0.6 <= did["ci_high"]
 
 
 def test_per_school_table_has_every_pilot_school_and_hides_small_counts(default):
@@ -60,8 +81,8 @@ def test_comparison_group_holds_no_school_treated_by_the_report_year():
     assert (design["group"] == "pilot").sum() == 12
 
 
-def test_summary_states_the_estimates_in_dutch(default):
-    text = care_reports.summary_markdown(default)
-    assert care_reports._change(default.did.estimate) in text
+def test_summary_states_the_estimates_in_dutch(default, default_estimates):
+    text = care_reports.summary_markdown(default, default_estimates)
+    assert care_reports._change(default_estimates.get(INDICATOR, DID)["estimate"]) in text
     assert "12 scholen" in text
     assert "." not in text.split("per 100 leerlingen")[0].split("van **")[-1]  # decimal comma

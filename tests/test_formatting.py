@@ -23,7 +23,7 @@ def test_number_uses_decimal_comma_and_thousands_dot():
     assert number(1234.56) == "1.234,6"
     assert number(0.125, 3) == "0,125"
     assert number(1234567.891, 2) == "1.234.567,89"
-    assert number(-1234.5, 1) == "-1.234,5"
+    assert number(-1234.5, 1) == "\u22121.234,5"  # a true minus sign, not a hyphen
     assert number(3) == "3,0"
     assert number(999.96, 1) == "1.000,0"
 
@@ -82,7 +82,10 @@ def test_markdown_table_is_a_valid_pipe_table():
     assert len(lines) == 2 + len(frame)
     header, rule, *body = (_cells(line) for line in lines)
     assert header == ["School", "Meldingen", "Aandeel"]
-    assert rule == [":--", "--:", "--:"]  # first column left, the rest right aligned
+    # Text left, numbers right; the dashes follow the width of each column's content.
+    assert [r[0] == ":" for r in rule] == [True, False, False]
+    assert [r[-1] == ":" for r in rule] == [False, True, True]
+    assert len(rule[0]) == max(len("School"), *(len(s) for s in frame["School"]))
     assert all(len(row) == 3 for row in body)
     assert body[0] == ["LS01", "1.234", "12,5%"]
     assert body[1] == ["LS02", SUPPRESSED, SUPPRESSED]

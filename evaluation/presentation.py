@@ -1,0 +1,419 @@
+"""What the report shows of the estimates: Dutch tables and sentences, after disclosure control.
+
+Every function reads an `EstimateSet` (or its records) and formats; none computes an effect.
+Counts pass `disclosure` before they are shown; descriptive values resting on fewer records than
+the threshold are withheld with them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from evaluation import comparisons
+from evaluation import formatting as f
+from evaluation.disclosure import PublishedTable, protect_counts
+from evaluation.estimates import EstimateSet
+from evaluation.registry import INDICATORS, LEVEL_NAMES, PRIMARY, Indicator
+
+COMPARISON_ORDER = [comparisons.BEFORE_AFTER, comparisons.DID, comparisons.EVENT_STUDY,
+                    comparisons.ITS, "indicatievrij t.o.v. geïndiceerd"]
+
+
+def effect(value: float, unit: str) -> str:
+    """An effect on its own scale, in Dutch: ratios with two decimals, differences with a sign."""
+    if pd.isna(value):
+        return f.SUPPRESSED
+    if unit in ("rate ratio", "hazard ratio"):
+        return f.number(value, 2)
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    decimals = 2 if unit == "schaalpunt" else 1
+    return f"{sign}{f.number(abs(value), decimals)}"
+
+
+def interval(low: float, high: float, unit: str) -> str:
+    decimals = 2 if unit in ("rate ratio", "hazard ratio", "schaalpunt") else 1
+    return f.interval(low, high, decimals)
+
+
+UNIT_NAMES = {"rate ratio": "verhouding (rate ratio)", "hazard ratio": "hazard ratio",
+              "procentpunt": "procentpunt", "schaalpunt": "schaalpunt",
+              "per 100 leerlingen": "per 100 leerlingen", "dagen": "dagen"}
+
+
+def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
+    """Every comparison of the given indicators, formatted."""
+    t = es.table[es.table["indicator"].isin(indicator_ids)].copy()
+    t["_i"] = t["indicator"].map({k: i for i, k in enumerate(indicator_ids)})
+    t["_c"] = t["comparison"].map({k: i for i, k in enumerate(COMPARISON_ORDER)})
+    t = t.sort_values(["_i", "_c"])
+    level = int(round(100 * (1 - es.params.analysis.alpha)))
+    return pd.DataFrame({
+        "Indicator": t["indicator"].map(lambda i: INDICATORS[i].label_nl),
+        "Vergelijking": t["comparison"],
+        "Effect": [effect(v, u) for v, u in zip(t["estimate"], t["unit"], strict=True)],
+        "Schaal": t["unit"].map(UNIT_NAMES),
+        f"{level}%-interval": [interval(lo, hi, u) for lo, hi, u in
+                               zip(t["ci_low"], t["ci_high"], t["unit"], strict=True)],
+        "p": t["p_value"].map(f.p_value),
+        "p gecorrigeerd": t["p_value_adjusted"].map(
+            lambda p: "–" if pd.isna(p) else f.p_value(p)),
+    })
+
+
+def methods_footnote(es: EstimateSet, indicator_ids: list[str]) -> str:
+    """The methods behind a table, once each, as a Markdown list."""
+    t = es.table[es.table["indicator"].isin(indicator_ids)]
+    lines = [f"- *{c}*: {m}." for c, m in
+             t[["comparison", "method"]].drop_duplicates("comparison").itertuples(index=False)]
+    return "\n".join(lines)
+
+
+# --- descriptive values per group and period ------------------------------------------------------
+
+def _value(ind: Indicator, rows: pd.DataFrame) -> tuple[float, int]:
+    """The indicator's value for a set of records, and the number of records it rests on."""
+    if ind.kind == "rate":
+        n = int(rows["count"].sum())
+        exp = rows["exposure"].sum()
+        return (100 * n / exp if exp else np.nan), n
+    if ind.kind == "proportion":
+        return (100 * rows["success"].mean() if len(rows) else np.nan), len(rows)
+    if ind.kind == "duration":
+        from evaluation.survival import median_survival
+
+        if len(rows) == 0:
+            return np.nan, 0
+        return float(median_survival(rows)["median"].iloc[0]), len(rows)
+    return (rows["score"].mean() if len(rows) else np.nan), len(rows)
+
+
+def value_text(ind: Indicator, value: float) -> str:
+    if pd.isna(value):
+        return f.SUPPRESSED
+    if ind.kind == "proportion":
+        return f"{f.number(value, 1)}%"
+    if ind.kind == "duration":
+        return f"{f.integer(value)} dagen"
+    if ind.kind == "scale":
+        return f.number(value, 2)
+    return f.number(value, 1)
+
+
+def period_values(es: EstimateSet, indicator_id: str) -> pd.DataFrame:
+    """Value before and in the report year, for pilot and comparison schools (numbers)."""
+    ind = INDICATORS[indicator_id]
+    d = es.data[indicator_id]
+    rule = es.params.disclosure
+    out = []
+    pilot = d[d["group"] == "pilot"]
+    comp = d[d["group"] == "comparison"]
+    # The comparison schools' "before" is the same calendar years as the pilot schools' baseline.
+    before_years = sorted(pilot.loc[pilot["period"] == "before", "school_year"].unique())
+    for group, rows_before, rows_after in (
+        ("pilot", pilot[pilot["period"] == "before"], pilot[pilot["period"] == "after"]),
+        ("comparison", comp[comp["school_year"].isin(before_years)],
+         comp[comp["school_year"] == es.params.school_year]),
+    ):
+        vb, nb = _value(ind, rows_before)
+        va, na = _value(ind, rows_after)
+        out.append({"group": group, "before": vb, "n_before": nb, "after": va, "n_after": na})
+    frame = pd.DataFrame(out)
+    for col, n in (("before", "n_before"), ("after", "n_after")):
+        frame.loc[frame[n] < rule.min_count, col] = np.nan
+    return frame
+
+
+def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
+    """Management summary: per primary indicator, the claim, before and after at the pilot
+    schools, the difference-in-differences effect and whether it holds after correction."""
+    rows, raw = [], []
+    level = int(round(100 * (1 - es.params.analysis.alpha)))
+    for ind_id in PRIMARY:
+        ind = INDICATORS[ind_id]
+        pv = period_values(es, ind_id).set_index("group")
+        did = es.get(ind_id, comparisons.DID)
+        rows.append({
+            "Indicator": ind.label_nl,
+            "Claim van de pilot": ind.claim_nl,
+            "Pilotscholen vóór": value_text(ind, pv.loc["pilot", "before"]),
+            f"Pilotscholen {es.params.school_year}": value_text(ind, pv.loc["pilot", "after"]),
+            f"Effect ({level}%-interval)": f"{effect(did['estimate'], did['unit'])} "
+                                           f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
+            "Conclusie": verdict(ind, did),
+        })
+        raw.append({"indicator": ind_id, "n_before": int(pv.loc["pilot", "n_before"]),
+                    "n_after": int(pv.loc["pilot", "n_after"])})
+    counts = protect_counts(pd.DataFrame(raw), ["n_before", "n_after"], es.params.disclosure)
+    return pd.DataFrame(rows), PublishedTable("key_figures_n", counts, ["n_before", "n_after"],
+                                              "aantallen achter de kerncijfers")
+
+
+def improved(ind: Indicator, row: pd.Series) -> bool | None:
+    """Did the indicator move in its direction of improvement? None: 'unchanged' indicators."""
+    null = 1.0 if row["unit"] in ("rate ratio", "hazard ratio") else 0.0
+    if ind.better == "unchanged":
+        return None
+    # For durations a hazard ratio above 1 means sooner, i.e. shorter.
+    lower_is_better = ind.better == "lower"
+    if row["unit"] == "hazard ratio":
+        return row["estimate"] > null
+    return (row["estimate"] < null) == lower_is_better
+
+
+def verdict(ind: Indicator, row: pd.Series) -> str:
+    """One Dutch phrase: confirmed, opposite, or not shown (at the adjusted level if primary)."""
+    sig = bool(row["significant"])
+    if ind.better == "unchanged":
+        return ("verandert niet aantoonbaar" if not sig
+                else "verandert wel (tegen de verwachting in)")
+    if not sig:
+        return "niet aangetoond"
+    return "bevestigd" if improved(ind, row) else "tegengesteld aan de claim"
+
+
+def summary_sentences(es: EstimateSet) -> str:
+    """Plain Dutch summary of the primary indicators, every number from the estimates."""
+    did = es.table[(es.table["comparison"] == comparisons.DID) & es.table["primary"]]
+    confirmed = [INDICATORS[r["indicator"]] for _, r in did.iterrows()
+                 if verdict(INDICATORS[r["indicator"]], r) == "bevestigd"]
+    n_pilot = int((es.design["group"] == "pilot").sum())
+    n_comp = int((es.design["group"] == "comparison").sum())
+    method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[es.params.analysis.multiple_testing]
+    text = (f"In schooljaar {es.params.school_year} werkten {n_pilot} scholen in regio "
+            f"{es.params.region.name} volgens de pilot; {n_comp} vergelijkingsscholen werkten (nog) "
+            f"niet zo. Van de {len(did)} hoofdindicatoren tonen er **{len(confirmed)}** een "
+            f"verbetering die standhoudt na correctie voor meervoudig toetsen ({method}).")
+    return text
+
+
+# --- goals and progress ---------------------------------------------------------------------------
+
+def _unit_values(ind: Indicator, rows: pd.DataFrame, by: str) -> pd.DataFrame:
+    parts = []
+    for key, g in rows.groupby(by, observed=True):
+        v, n = _value(ind, g)
+        parts.append({by: key, "value": v, "n": n})
+    return pd.DataFrame(parts)
+
+
+def meets(ind: Indicator, value: float, target: float) -> bool:
+    return value <= target if ind.better == "lower" else value >= target
+
+
+def progress(es: EstimateSet, municipality_of: dict[str, str] | None = None) -> pd.DataFrame:
+    """Progress against every target in params, per indicator and level (numbers)."""
+    rule = es.params.disclosure
+    out = []
+    for ind_id, per_level in es.params.region.targets.items():
+        ind = INDICATORS[ind_id]
+        d = es.data[ind_id]
+        now = d[(d["group"] == "pilot") & (d["school_year"] == es.params.school_year)]
+        before = d[(d["group"] == "pilot") & (d["period"] == "before")]
+        for level, target in per_level.items():
+            shown_target = 100 * target if ind.kind == "proportion" else target
+            row = {"indicator": ind_id, "level": level, "target": shown_target}
+            if level == "region":
+                vb, _ = _value(ind, before)
+                va, n = _value(ind, now)
+                row.update(before=vb, value=va, n=n, met=meets(ind, va, shown_target),
+                           units_met=np.nan, units=np.nan)
+            elif level == "pupil":
+                # A norm per pupil: the share of records in the report year that met it.
+                ok = now["days"] <= target if ind.kind == "duration" else None
+                share = 100 * float(ok.mean()) if ok is not None and len(now) else np.nan
+                row.update(before=np.nan, value=share, n=len(now), met=np.nan,
+                           units_met=np.nan, units=np.nan)
+            else:
+                by = "school_id" if level == "school" else "residence_code"
+                if level == "municipality" and es.params.analysis.count_by == "school":
+                    muni = es.design.set_index("school_id")["municipality_code"]
+                    now = now.assign(municipality=now["school_id"].map(muni))
+                    by = "municipality"
+                uv = _unit_values(ind, now, by)
+                uv = uv[uv["n"] >= rule.min_count]
+                met = uv["value"].map(lambda v, i=ind, t=shown_target: meets(i, v, t))
+                row.update(before=np.nan, value=np.nan, n=int(uv["n"].sum()), met=np.nan,
+                           units_met=int(met.sum()), units=len(uv))
+            if row["n"] < rule.min_count:
+                row["value"] = np.nan
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def progress_table(es: EstimateSet) -> pd.DataFrame:
+    p = progress(es)
+    rows = []
+    for r in p.itertuples(index=False):
+        ind = INDICATORS[r.indicator]
+        if r.level == "pupil":
+            status = f"{f.number(r.value, 1)}% van de trajecten binnen de norm" \
+                if pd.notna(r.value) else f.SUPPRESSED
+            target = f"norm per traject: {value_text(ind, r.target)}"
+            current = status
+            before = "–"
+            reached = "–"
+        elif r.level == "region":
+            target, before = value_text(ind, r.target), value_text(ind, r.before)
+            current = value_text(ind, r.value)
+            reached = f.SUPPRESSED if pd.isna(r.value) else ("ja" if r.met else "nee")
+        else:
+            unit = "scholen" if r.level == "school" else "gemeenten"
+            target, before = value_text(ind, r.target), "–"
+            current = (f"{int(r.units_met)} van {int(r.units)} {unit} halen het doel"
+                       if r.units else f.SUPPRESSED)
+            reached = "ja" if r.units and r.units_met == r.units else "nee"
+        rows.append({"Indicator": ind.label_nl, "Niveau": LEVEL_NAMES[r.level], "Doel": target,
+                     "Vóór de pilot": before, f"Stand {es.params.school_year}": current,
+                     "Doel gehaald": reached})
+    return pd.DataFrame(rows)
+
+
+def wilson(successes: int, n: int, alpha: float) -> tuple[float, float]:
+    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    return float(low), float(high)
+
+
+def period_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
+    """Before and report-year values per group, with Wilson intervals for shares."""
+    rows = []
+    alpha = es.params.analysis.alpha
+    for ind_id in indicator_ids:
+        ind = INDICATORS[ind_id]
+        pv = period_values(es, ind_id)
+        for r in pv.itertuples(index=False):
+            before, after = value_text(ind, r.before), value_text(ind, r.after)
+            if ind.kind == "proportion" and pd.notna(r.after):
+                lo, hi = wilson(round(r.after * r.n_after / 100), r.n_after, alpha)
+                after += f" ({f.interval(lo, hi, 1, pct=True)})"
+            rows.append({"Indicator": ind.label_nl,
+                         "Groep": "Pilotscholen" if r.group == "pilot" else "Vergelijkingsscholen",
+                         "Vóór": before, es.params.school_year: after})
+    return pd.DataFrame(rows)
+
+
+def mde_table(es: EstimateSet) -> pd.DataFrame:
+    """The minimum detectable effect (80% power) of each primary difference-in-differences."""
+    t = es.table[(es.table["comparison"] == comparisons.DID) & es.table["primary"]]
+    rows = []
+    for r in t.itertuples(index=False):
+        ind = INDICATORS[r.indicator]
+        if r.unit == "rate ratio":
+            text = f"{f.percent(1 - r.mde, 0)} minder"
+        elif r.unit == "hazard ratio":
+            text = f"hazard ratio {f.number(1 / r.mde, 2)}"
+        else:
+            text = f"{f.number(r.mde, 1 if r.unit == 'procentpunt' else 2)} {r.unit}"
+        rows.append({"Indicator": ind.label_nl, "Kleinste aantoonbare effect": text})
+    return pd.DataFrame(rows)
+
+
+REFERRERS_NL = {"school": "school/kernteam", "gp": "huisarts", "youth_doctor": "jeugdarts",
+                "district_team": "wijkteam", "certified_institution": "gecertificeerde instelling"}
+
+
+def referrals_by_referrer(es: EstimateSet, tables: dict[str, pd.DataFrame]) -> PublishedTable:
+    """Referrals of the pilot schools' pupils by referrer and school year, protected as a
+    crosstab with totals (secondary suppression)."""
+    from evaluation.datamodel import school_year_of
+    from evaluation.disclosure import protect_crosstab
+
+    pilot = set(es.design.loc[es.design["group"] == "pilot", "school_id"])
+    r = tables["referrals"]
+    r = r[r["school_id"].isin(pilot).to_numpy()].assign(
+        school_year=lambda d: school_year_of(d["referral_date"]))
+    r = r[r["school_year"].isin(es.years)]
+    counts = pd.crosstab(r["referrer"].map(REFERRERS_NL), r["school_year"])
+    counts.index.name = "Verwijzer"
+    counts.columns.name = None
+    safe = protect_crosstab(counts, es.params.disclosure)
+    return PublishedTable("referrals_by_referrer", safe, [str(c) for c in safe.columns],
+                          "Verwijzingen van leerlingen van pilotscholen naar verwijzer en "
+                          "schooljaar")
+
+
+def crosstab_markdown(table: PublishedTable) -> pd.DataFrame:
+    frame = table.frame.copy()
+    out = frame.apply(lambda c: c.map(lambda v: f.SUPPRESSED if pd.isna(v) else f.integer(v)))
+    return out.reset_index()
+
+
+def _change_text(ind: Indicator, row: pd.Series, level: int) -> str:
+    ci = f"{level}%-interval {interval(row['ci_low'], row['ci_high'], row['unit'])}"
+    if row["unit"] == "hazard ratio":
+        return (f"hazard ratio {effect(row['estimate'], row['unit'])} ({ci}; boven 1 betekent "
+                "sneller)")
+    if row["unit"] == "rate ratio":
+        pct = f.percent(abs(1 - row["estimate"]))
+        return f"{pct} {'minder' if row['estimate'] < 1 else 'meer'} ({ci})"
+    return f"{effect(row['estimate'], row['unit'])} {row['unit']} ({ci})"
+
+
+def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
+    """One Dutch paragraph per indicator: what changed at the pilot schools, how sure we are."""
+    level = int(round(100 * (1 - es.params.analysis.alpha)))
+    parts = []
+    for ind_id in indicator_ids:
+        ind = INDICATORS[ind_id]
+        if ind_id == "indication_free_days":
+            row = es.table[es.table["indicator"] == ind_id].iloc[0]
+            parts.append(f"**{ind.name_nl}.** Op de pilotscholen eindigen indicatievrije trajecten "
+                         f"{'sneller' if row['estimate'] > 1 else 'niet sneller'} dan geïndiceerde "
+                         f"trajecten van hetzelfde zorgniveau: {_change_text(ind, row, level)}.")
+            continue
+        pv = period_values(es, ind_id).set_index("group")
+        row = es.get(ind_id, comparisons.DID)
+        parts.append(
+            f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
+            f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
+            f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
+            f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
+            f"{value_text(ind, pv.loc['comparison', 'after'])}. Verschil-in-verschillen: "
+            f"{_change_text(ind, row, level)}.")
+    return "\n\n".join(parts)
+
+
+def scale_reliability(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
+    """Cronbach's alpha per respondent role in the report year, with its interval."""
+    from evaluation.disclosure import round_to_base
+    from evaluation.scales import cronbach_alpha_ci, pivot_items
+
+    roles = {"school": "scholen", "professional": "professionals", "parent": "ouders",
+             "pupil": "leerlingen"}
+    s = tables["survey_responses"]
+    s = s[s["school_year"] == params.school_year]
+    rows = []
+    for role, name in roles.items():
+        wide = pivot_items(s[s["respondent_role"] == role])
+        n = len(wide)
+        if n < params.disclosure.min_count:
+            rows.append({"Rol": name, "Respondenten": f.SUPPRESSED, "Items": str(wide.shape[1]),
+                         "Cronbachs alfa": f.SUPPRESSED})
+            continue
+        a, lo, hi = cronbach_alpha_ci(wide, alpha=params.analysis.alpha)
+        rows.append({"Rol": name,
+                     "Respondenten": f.integer(int(round_to_base(pd.Series([n]),
+                                                                 params.disclosure.rounding_base)[0])),
+                     "Items": str(wide.shape[1]),
+                     "Cronbachs alfa": f"{f.number(a, 2)} ({f.interval(lo, hi)})"})
+    return pd.DataFrame(rows)
+
+
+def method_facts(es: EstimateSet) -> str:
+    """The facts of the design that the method section states, computed from the run."""
+    p = es.params
+    n_pilot = int((es.design["group"] == "pilot").sum())
+    n_comp = int((es.design["group"] == "comparison").sum())
+    cohorts = ", ".join(sorted(es.design["cohort"].dropna().unique()))
+    method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[p.analysis.multiple_testing]
+    return (
+        f"De analyse gebruikt de schooljaren {es.years[0]} tot en met {es.years[-1]}: "
+        f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen. "
+        f"De {len(PRIMARY)} hoofdindicatoren vormen per vergelijking één familie; hun p-waarden "
+        f"zijn gecorrigeerd volgens {method} bij een significantieniveau van "
+        f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn "
+        f"clustergecorrigeerde standaardfouten mogelijk wat te klein; intervallen zijn daarom "
+        f"met voorzichtigheid te lezen. De tabel hierboven geeft per hoofdindicator het kleinste "
+        f"effect dat met deze aantallen met 80% zekerheid wordt aangetoond."
+    )
