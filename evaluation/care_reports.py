@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.design import analysis_years, school_design
-from evaluation.indicators import care_reports_per_month, care_reports_per_school_year
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
 from evaluation.statistics import rate_ratio_per_unit
 
@@ -34,24 +33,25 @@ class CareReportAnalysis:
 
 def analyse(tables: dict[str, pd.DataFrame], params: Params,
             params_dir: Path = DEFAULT_PARAMS_DIR) -> CareReportAnalysis:
-    """Compute every care-report figure of the report for one region and school year."""
+    """Compute the care-report series and per-school figures for one report.
+
+    Uses the same records and the same unit (region, or a municipality by school location or
+    residence) as the estimate table, so that the two can never disagree.
+    """
+    from evaluation.comparisons import restrict_to_unit, with_design
+    from evaluation.indicators import analysis_frame, monthly_event_frame
+
     design = school_design(params, params_dir)
     years = analysis_years(params, design)
-    report_year = params.school_year
     alpha = params.analysis.alpha
-
-    yearly = care_reports_per_school_year(tables).merge(design, on="school_id", how="inner")
-    yearly = yearly[yearly["school_year"].isin(years)].copy()
-    start_year = yearly["pilot_start"].dt.year
-    year = yearly["school_year"].str.slice(0, 4).astype(int)
-    yearly["treated"] = (yearly["group"] == "pilot") & (year >= start_year)
-    # Before: the baseline years before each school's own start; after: the report year.
-    before = (year < start_year) & (year >= start_year - params.analysis.baseline_years)
-    after = yearly["school_year"] == report_year
-    yearly["post"] = pd.NA
-    yearly.loc[before.fillna(False), "post"] = False
-    yearly.loc[after & (yearly["group"] == "pilot"), "post"] = True
-    yearly = yearly.rename(columns={"reports": "count"}).assign(exposure=lambda d: d["pupils"])
+    records = with_design(analysis_frame(INDICATOR, tables), design, params, years)
+    yearly = (records.groupby(["school_id", "school_year"], observed=True)
+              .agg(count=("count", "sum"), exposure=("exposure", "sum"),
+                   treated=("treated", "max"), period=("period", "first"))
+              .reset_index()
+              .merge(design, on="school_id"))
+    yearly["pupils"] = yearly["exposure"]
+    yearly["post"] = yearly["period"].map({"before": False, "after": True})
 
     ba = yearly[(yearly["group"] == "pilot") & yearly["post"].notna()].copy()
     ba["post"] = ba["post"].astype(bool)
@@ -62,8 +62,10 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
                    .sum().reset_index())
     group_years["rate_per_100"] = 100 * group_years["count"] / group_years["pupils"]
 
-    monthly = care_reports_per_month(tables).merge(design[["school_id", "group"]], on="school_id")
-    monthly = monthly[monthly["school_year"].isin(years)]
+    events = tables["care_reports"]
+    monthly = monthly_event_frame(events, "report_date", tables).merge(
+        design[["school_id", "group"]], on="school_id")
+    monthly = restrict_to_unit(monthly[monthly["school_year"].isin(years)], params)
     monthly = (monthly.groupby(["group", "month"], observed=True)[["pupils", "reports"]].sum()
                .reset_index())
     # Per 100 pupils per year, so that months compare with the yearly rate.
@@ -109,20 +111,37 @@ def summary_markdown(a: CareReportAnalysis, es) -> str:
     sig = ("statistisch significant, ook na correctie voor meervoudig toetsen"
            if did["significant"] else "statistisch niet significant na correctie voor "
            "meervoudig toetsen")
+    did_text = None
+    if pd.isna(did["estimate"]):
+        did_text = ("Een vergelijking met de vergelijkingsscholen (verschil-in-verschillen) is "
+                    "niet geschat: te weinig scholen of waarnemingen.")
+    elif did["estimate"] >= 1:
+        did_text = (f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen "
+                    f"(verschil-in-verschillen) is de verhouding {f.number(did['estimate'], 2)} "
+                    f"({level}%-betrouwbaarheidsinterval "
+                    f"{f.interval(did['ci_low'], did['ci_high'])}; gecorrigeerde p "
+                    f"{_p_text(did['p_value_adjusted'])}): geen daling; dit verschil is {sig}.")
     return (
-        f"In schooljaar {a.params.school_year} werkten **{n_pilot} scholen** met een kernteam, "
+        f"In schooljaar {a.params.school_year} werkten "
+        f"**{f.count_noun(n_pilot, 'school', 'scholen')}** met een kernteam, "
         f"met samen ongeveer {f.integer(pupils_now)} leerlingen. Zij worden vergeleken met "
-        f"**{n_comp} vergelijkingsscholen** zonder pilot.\n\n"
-        f"Op de pilotscholen daalde het aantal zorgmeldingen van "
+        f"**{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')}** zonder pilot."
+        f"\n\n"
+        f"Op de pilotscholen {'daalde' if now_rate < before_rate else 'steeg'} het aantal "
+        f"zorgmeldingen van "
         f"**{f.number(before_rate)} per 100 leerlingen** per schooljaar vóór de start naar "
-        f"**{f.number(now_rate)} per 100 leerlingen** in {a.params.school_year} "
-        f"(voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheidsinterval "
-        f"{f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)} minder).\n\n"
-        f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen (verschil-in-verschillen) "
-        f"is dat **{_change(did['estimate'])}** zorgmeldingen "
-        f"({level}%-betrouwbaarheidsinterval {f.interval(1 - did['ci_high'], 1 - did['ci_low'], 1, pct=True)} "
-        f"minder; gecorrigeerde p {_p_text(did['p_value_adjusted'])}); "
-        f"dit verschil is {sig}."
+        f"**{f.number(now_rate)} per 100 leerlingen** in {a.params.school_year}"
+        + (f" (voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheidsinterval "
+           f"{f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)} minder)"
+           if pd.notna(pooled["estimate"]) else "")
+        + ".\n\n"
+        + (did_text or (
+            f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen (verschil-in-verschillen) "
+            f"is dat **{_change(did['estimate'])}** zorgmeldingen "
+            f"({level}%-betrouwbaarheidsinterval {f.interval(1 - did['ci_high'], 1 - did['ci_low'], 1, pct=True)} "
+            f"minder; gecorrigeerde p {_p_text(did['p_value_adjusted'])}); "
+            f"dit verschil is {sig}."
+        ))
     )
 
 

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--school-year", required=True, help="school year, as 2014-2015")
     est.add_argument("--data", type=Path,
                      help="folder with the CSV files (default: the synthetic data, in memory)")
+    est.add_argument("--municipality", help="one municipality of the region (CBS code or name)")
     est.add_argument("--format", choices=["json", "table"], default="table",
                      help="json: one record per indicator and comparison; table: for reading")
     _add_common(est)
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--school-year", required=True, help="school year, as 2014-2015")
     ren.add_argument("--data", type=Path,
                      help="folder with the CSV files (default: generate the synthetic data)")
+    ren.add_argument("--municipality",
+                     help="report on one municipality of the region (CBS code or name); pupils "
+                          "are counted by school location or residence as analysis.count_by says")
     ren.add_argument("--format", choices=["html", "pdf"], action="append", dest="formats",
                      help="render only this format (repeatable; default: params report.formats)")
     ren.add_argument("--output", type=Path, default=Path("_output"),
@@ -173,7 +177,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     result = render_report(args.region, args.school_year, data_dir=args.data,
                            overrides=args.overrides, formats=args.formats,
                            output_root=args.output, params_dir=args.params_dir,
-                           renderer=args.renderer)
+                           renderer=args.renderer, municipality=args.municipality)
     print(f"renderer: {result.renderer}")
     for fmt, path in result.outputs.items():
         print(f"{fmt}: {path}")
@@ -185,7 +189,7 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     from evaluation.notebook import setup
 
     run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
-                str(args.params_dir))
+                str(args.params_dir), municipality=args.municipality or "")
     es = estimate_all(run.data.tables, run.params, run.params_dir)
     if args.format == "json":
         print(json.dumps(to_records(es), indent=2, ensure_ascii=False))

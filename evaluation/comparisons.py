@@ -36,7 +36,8 @@ def with_design(frame: pd.DataFrame, design: pd.DataFrame, params: Params,
     """
     d = design[["school_id", "group", "pilot_start"]]
     out = frame.merge(d, on="school_id", how="inner")
-    out = out[out["school_year"].isin(years)].copy()
+    out = out[out["school_year"].isin(years)]
+    out = restrict_to_unit(out, params).copy()
     year = out["school_year"].str.slice(0, 4).astype("int64")
     start = out["pilot_start"].dt.year
     pilot = (out["group"] == "pilot").to_numpy()
@@ -48,6 +49,18 @@ def with_design(frame: pd.DataFrame, design: pd.DataFrame, params: Params,
     out["period"] = pd.Series(np.where(before, "before", np.where(after, "after", None)),
                               index=out.index, dtype="string")
     return out
+
+
+def restrict_to_unit(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """In a municipality report counted by residence, keep the pilot schools' records of pupils
+    living in the municipality (comparison schools keep all theirs: they lie elsewhere). Survey
+    answers concern a school, not a pupil's home, and stay by school location."""
+    if (params.municipality is None or params.analysis.count_by != "residence"
+            or "residence_code" not in frame):
+        return frame
+    keep = (frame["group"] == "comparison").to_numpy() | (
+        frame["residence_code"] == params.municipality).fillna(False).to_numpy()
+    return frame[keep]
 
 
 def _fe_ols(y: pd.Series, treatment: pd.Series, fixed: list[pd.Series], cluster: pd.Series,
@@ -171,6 +184,15 @@ def event_study(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate 
     if ind.kind == "duration" and bool((data["event"] == 0).any()):
         return None
     panel = school_year_panel(ind, data)
+    # The estimator needs every school in every year: a school without records in some year (a
+    # small municipality counted by residence) leaves the event study, not the other comparisons.
+    years = panel["year"].nunique()
+    complete = panel.groupby("school_id")["year"].transform("nunique") == years
+    panel = panel[complete & panel["value"].notna()]
+    treated = panel.loc[panel["cohort"] > 0, "school_id"].nunique()
+    controls = panel.loc[panel["cohort"] == 0, "school_id"].nunique()
+    if treated == 0 or controls == 0 or panel.groupby("school_id")["year"].nunique().min() < years:
+        return None
     res = att_gt(panel, unit="school_id", time="year", cohort="cohort", outcome="value",
                  control="not_yet_treated", alpha=params.analysis.alpha)
     s = res.simple

@@ -16,7 +16,8 @@ from evaluation.params import DEFAULT_PARAMS_DIR, Params, comparison_schools, sc
 def school_design(params: Params, params_dir: Path = DEFAULT_PARAMS_DIR) -> pd.DataFrame:
     """One row per school in the evaluation: group (pilot / comparison), pilot start and cohort.
 
-    Pilot schools are the region's schools whose pilot started by the report's school year.
+    Pilot schools are the region's schools whose pilot started by the report's school year (in a
+    municipality report counted by school location: those standing in the municipality).
     Comparison schools are the region's other schools and the declared comparison schools of
     other regions that had not started a pilot by the end of the report's school year
     (not-yet-treated), so that no already-treated school serves as a control.
@@ -31,6 +32,9 @@ def school_design(params: Params, params_dir: Path = DEFAULT_PARAMS_DIR) -> pd.D
         start_year = start.year if start else None
         if own and start_year is not None and start_year <= year:
             group = "pilot"
+            if (params.municipality and params.analysis.count_by == "school"
+                    and school.municipality != params.municipality):
+                continue  # a municipality report by school location: only its own schools
         elif start_year is None or start_year > year:
             group = "comparison"
         else:

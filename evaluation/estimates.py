@@ -25,7 +25,9 @@ from evaluation.statistics import Estimate
 
 COLUMNS = ["indicator", "name", "theme", "primary", "unit", "method", "comparison", "estimate",
            "ci_low", "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
-           "n_missing", "mde", "better"]
+           "n_missing", "mde", "better", "note"]
+MIN_CLUSTERS = 2
+TOO_FEW = "niet geschat: te weinig scholen of waarnemingen"
 POWER = 0.8
 RATIO_UNITS = ("rate ratio", "hazard ratio")
 
@@ -74,26 +76,55 @@ def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
     events, date_col = rate_events(ind.id, tables)
     monthly = monthly_event_frame(events, date_col, tables)
     d = design.assign(start=design["pilot_start"].where(design["group"] == "pilot"))
-    monthly = monthly.merge(d[["school_id", "start"]], on="school_id", how="inner")
-    monthly = monthly[monthly["school_year"].isin(years)]
+    monthly = monthly.merge(d[["school_id", "group", "start"]], on="school_id", how="inner")
+    monthly = comparisons.restrict_to_unit(monthly[monthly["school_year"].isin(years)], params)
+    monthly = (monthly.groupby(["school_id", "month", "start"], observed=True, dropna=False)
+               [["reports", "pupils"]].sum().reset_index())
     res = interrupted_time_series(monthly, count="reports", exposure="pupils",
                                   start_col="start", alpha=params.analysis.alpha)
     return replace(res.level, indicator=ind.id, comparison=comparisons.ITS)
+
+
+def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
+             params: Params) -> Estimate | None:
+    """Run one comparison; where the unit is too small to estimate it (a municipality with one
+    school, a handful of records), record why instead of failing the whole report. An estimate
+    resting on fewer records than the disclosure threshold is withheld as well."""
+    pilot = data[data["group"] == "pilot"]
+    n_records = int(pilot["count"].sum()) if ind.kind == "rate" else len(pilot)
+    missing = Estimate(ind.id, comparison, "", comparisons.UNITS.get(ind.kind, ""), np.nan,
+                       np.nan, np.nan, np.nan, n=n_records,
+                       n_clusters=int(pilot["school_id"].nunique()), note=TOO_FEW)
+    if n_records < params.disclosure.min_count or pilot["school_id"].nunique() < 1:
+        return missing
+    try:
+        est = compute()
+    except (ZeroDivisionError, ValueError, np.linalg.LinAlgError):
+        return missing
+    if est is not None and (est.n_clusters or 0) < MIN_CLUSTERS:
+        return missing
+    return est
 
 
 def _records(ind: Indicator, data: pd.DataFrame, params: Params,
              tables: dict[str, pd.DataFrame], design: pd.DataFrame,
              years: list[str]) -> list[Estimate]:
     if ind.id == "indication_free_days":
-        return [_indication_free(ind, data, params)]
-    out = [comparisons.before_after(ind, data, params),
-           comparisons.difference_in_differences(ind, data, params)]
-    es = comparisons.event_study(ind, data, params)
-    if es is not None:
-        out.append(es)
+        est = _guarded(lambda: _indication_free(ind, data, params), ind,
+                       "indicatievrij t.o.v. geïndiceerd", data, params)
+        return [est]
+    out = [
+        _guarded(lambda: comparisons.before_after(ind, data, params), ind,
+                 comparisons.BEFORE_AFTER, data, params),
+        _guarded(lambda: comparisons.difference_in_differences(ind, data, params), ind,
+                 comparisons.DID, data, params),
+        _guarded(lambda: comparisons.event_study(ind, data, params), ind,
+                 comparisons.EVENT_STUDY, data, params),
+    ]
     if ind.kind == "rate":
-        out.append(_its(ind, tables, design, params, years))
-    return out
+        out.append(_guarded(lambda: _its(ind, tables, design, params, years), ind,
+                            comparisons.ITS, data, params))
+    return [e for e in out if e is not None]
 
 
 def minimum_detectable_effect(row: pd.Series, alpha: float, power: float = POWER) -> float:

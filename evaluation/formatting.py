@@ -32,6 +32,11 @@ def integer(x: float | int | None) -> str:
     return number(x, 0)
 
 
+def count_noun(n: int, singular: str, plural: str) -> str:
+    """`1 school`, `12 scholen`."""
+    return f"{integer(n)} {singular if n == 1 else plural}"
+
+
 def percent(x: float | None, decimals: int = 1) -> str:
     """A share (0-1) as a Dutch percentage: `0.125` -> `12,5%`."""
     return SUPPRESSED if _isnan(x) else f"{number(100 * float(x), decimals)}%"

@@ -41,28 +41,30 @@ def care_reports_per_school_year(tables: dict[str, pd.DataFrame]) -> pd.DataFram
 
 def care_reports_per_month(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Care reports per school and calendar month, with the school year's pupils as exposure."""
-    return monthly_event_frame(tables["care_reports"], "report_date", tables)
+    m = monthly_event_frame(tables["care_reports"], "report_date", tables)
+    return (m.groupby(["school_id", "month", "school_year"], observed=True)[["pupils", "reports"]]
+            .sum().reset_index())
 
 
 def monthly_event_frame(events: pd.DataFrame, date_col: str,
                         tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Events per school and calendar month (every month of every school year with pupils, 0 where
-    none), with the school year's pupils as exposure: the input of an interrupted time series."""
-    month = events[date_col].dt.to_period("M").dt.to_timestamp()
-    counts = (
-        events.assign(month=month).groupby(["school_id", "month"], observed=True).size()
-        .rename("reports").reset_index()
-    )
-    pupils = pupils_per_school_year(tables["enrolments"])
-    years = pupils["school_year"].unique()
-    first = int(min(years)[:4])
-    last = int(max(years)[:4])
-    months = pd.date_range(f"{first}-08-01", f"{last + 1}-07-01", freq="MS")
-    grid = pd.MultiIndex.from_product([pupils["school_id"].unique(), months],
-                                      names=["school_id", "month"]).to_frame(index=False)
-    grid["school_year"] = school_year_of(grid["month"])
-    out = grid.merge(pupils, on=["school_id", "school_year"], how="inner")
-    out = out.merge(counts, on=["school_id", "month"], how="left")
+    """Events per school, municipality of residence and calendar month (every month of every
+    school year with pupils, 0 where none), with the school year's pupils as exposure: the input
+    of an interrupted time series."""
+    ev = events[["student_id", "school_id", date_col]].assign(
+        school_year=school_year_of(events[date_col]),
+        month=events[date_col].dt.to_period("M").dt.to_timestamp())
+    ev = ev.merge(_residence(tables), on=PUPIL_KEYS, how="left")
+    keys = ["school_id", "residence_code", "month"]
+    counts = ev.groupby(keys, observed=True).size().rename("reports").reset_index()
+    exposure = _exposure(tables).rename(columns={"exposure": "pupils"})
+    years = exposure["school_year"].unique()
+    first, last = int(min(years)[:4]), int(max(years)[:4])
+    months = pd.DataFrame({"month": pd.date_range(f"{first}-08-01", f"{last + 1}-07-01",
+                                                  freq="MS")})
+    months["school_year"] = school_year_of(months["month"])
+    out = exposure.merge(months, on="school_year", how="inner")
+    out = out.merge(counts, on=keys, how="left")
     out["reports"] = out["reports"].fillna(0).astype("int64")
     return out
 

@@ -48,11 +48,11 @@ def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
 
 
 def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str] | None = None,
-          params_dir: str = "", estimates_file: str = "") -> Run:
+          params_dir: str = "", estimates_file: str = "", municipality: str = "") -> Run:
     """Validate the parameters first, then load and validate the data."""
     pdir = Path(params_dir) if params_dir else DEFAULT_PARAMS_DIR
     overrides = list(overrides or [])
-    params = load_params(region, school_year, overrides, pdir)
+    params = load_params(region, school_year, overrides, pdir, municipality or None)
     est = Path(estimates_file) if estimates_file else None
     if data_dir:
         return Run(params, validate_dir(Path(data_dir)), pdir, Path(data_dir), est)

@@ -218,10 +218,26 @@ class Params(Strict):
 
     region: Region
     school_year: SchoolYear
+    municipality: MunicipalityCode | None = Field(
+        default=None, description="Report on one municipality of the region (CBS code); "
+        "pupils counted by school location or residence as analysis.count_by says.")
     analysis: Analysis = Analysis()
     disclosure: Disclosure = Disclosure()
     synthetic: Synthetic = Synthetic()
     report: Report = Report()
+
+    @model_validator(mode="after")
+    def _municipality_in_region(self) -> Params:
+        codes = [m.code for m in self.region.municipalities]
+        if self.municipality is not None and self.municipality not in codes:
+            raise ValueError(f"municipality: {self.municipality} is not a municipality of region "
+                             f"{self.region.id} ({', '.join(codes)})")
+        return self
+
+    @property
+    def municipality_name(self) -> str | None:
+        names = {m.code: m.name for m in self.region.municipalities}
+        return names.get(self.municipality) if self.municipality else None
 
     @model_validator(mode="after")
     def _school_year_in_pilot(self) -> Params:
@@ -318,6 +334,7 @@ def merged_params(
     school_year: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     params_dir: Path = DEFAULT_PARAMS_DIR,
+    municipality: str | None = None,
 ) -> dict[str, Any]:
     """The merged, not yet validated, parameters of one run."""
     files = region_files(params_dir)
@@ -328,6 +345,8 @@ def merged_params(
     merged = deep_merge(merged, _read_yaml(files[region]))
     if school_year is not None:
         merged["school_year"] = school_year
+    if municipality is not None:
+        merged["municipality"] = municipality
     for text in overrides:
         merged = deep_merge(merged, parse_override(text))
     return merged
@@ -338,9 +357,14 @@ def load_params(
     school_year: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     params_dir: Path = DEFAULT_PARAMS_DIR,
+    municipality: str | None = None,
 ) -> Params:
-    """Merge and validate the parameters of one run; raise ParamsError naming each bad key."""
-    merged = merged_params(region, school_year, overrides, params_dir)
+    """Merge and validate the parameters of one run; raise ParamsError naming each bad key.
+
+    `municipality` may be a CBS code or a municipality name of the region."""
+    if municipality is not None and not re.fullmatch(MUNICIPALITY_CODE, municipality):
+        municipality = _municipality_code(region, municipality, params_dir)
+    merged = merged_params(region, school_year, overrides, params_dir, municipality)
     try:
         params = Params.model_validate(merged)
     except ValidationError as exc:
@@ -350,6 +374,15 @@ def load_params(
         raise ParamsError(_format_errors(exc, source)) from None
     _check_comparison_schools(params, params_dir)
     return params
+
+
+def _municipality_code(region: str, name: str, params_dir: Path) -> str:
+    raw = _read_yaml(region_files(params_dir)[region]).get("region", {})
+    by_name = {str(m.get("name", "")).lower(): m.get("code") for m in raw.get("municipalities", [])}
+    if name.lower() not in by_name:
+        raise ParamsError(f"municipality {name!r}: not a municipality of region {region} "
+                          f"(known: {', '.join(sorted(by_name))})")
+    return by_name[name.lower()]
 
 
 def load_regions(params_dir: Path = DEFAULT_PARAMS_DIR) -> list[Region]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,32 @@ def dutch_date(day: dt.date) -> str:
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
+def unit_slug(params: Params) -> str | None:
+    """Folder name of a municipality report (None for the region's own report)."""
+    name = params.municipality_name
+    return None if name is None else re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def report_dir(root: Path, params: Params) -> Path:
+    """`<root>/<region>/[<municipality>/]<school-year>`: the same layout for builds and outputs."""
+    slug = unit_slug(params)
+    base = root / params.region.id
+    return (base / slug if slug else base) / params.school_year
+
+
 def report_metadata(params: Params, today: dt.date | None = None) -> dict:
     """Metadata for the document: title page and every params value the prose refers to."""
     today = today or dt.date.today()
+    if params.municipality_name:
+        counted = ("leerlingen naar woongemeente" if params.analysis.count_by == "residence"
+                   else "scholen naar vestigingsgemeente")
+        subtitle = (f"Gemeente {params.municipality_name} ({counted}), "
+                    f"schooljaar {params.school_year}")
+    else:
+        subtitle = f"Schooljaar {params.school_year}"
     return {
         "title": params.region.title,
-        "subtitle": f"Schooljaar {params.school_year}",
+        "subtitle": subtitle,
         "date": dutch_date(today),
         "author": params.report.organisation,
         "lang": "nl",
@@ -123,6 +144,7 @@ def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Se
                     "overrides": list(overrides),
                     "params_dir": str(params_dir.resolve()),
                     "estimates_file": str(estimates_file) if estimates_file else "",
+                    "municipality": params.municipality or "",
                 },
                 kernel_name="python3", cwd=str(build / "notebooks"), progress_bar=False,
             )
@@ -159,14 +181,17 @@ def render_report(
     params_dir: Path = DEFAULT_PARAMS_DIR,
     renderer: str = "auto",
     log: Callable[[str], None] = print,
+    municipality: str | None = None,
 ) -> ReportResult:
-    """Make one whitepaper (HTML and/or PDF) for a region and school year."""
+    """Make one whitepaper (HTML and/or PDF) for a region, or one of its municipalities, and a
+    school year."""
     from evaluation.rendering import RenderError, render
     from evaluation.validation import validate_dir
 
-    params = load_params(region, school_year, list(overrides), params_dir)  # before anything runs
+    # Parameters are validated before anything runs.
+    params = load_params(region, school_year, list(overrides), params_dir, municipality)
     formats = list(formats or params.report.formats)
-    build = (build_root / region / school_year).resolve()
+    build = report_dir(build_root, params).resolve()
 
     if data_dir is None:
         data_dir = build_root / "synthetic-data"
@@ -182,7 +207,8 @@ def render_report(
             f"(run `evaluation validate {data_dir}` for each reason)")
 
     prepare_build_dir(build, params)
-    log(f"report {region} {school_year}: executing notebooks in {build}")
+    log(f"report {region} {params.municipality_name or ''} {school_year}: executing notebooks in "
+        f"{build}")
     log("  estimates")
     estimates_file = compute_estimates(build, params, checked.tables, params_dir)
     executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
@@ -192,5 +218,5 @@ def render_report(
                         out_dir=build / "_render", prefer=renderer)
     except RenderError as exc:
         raise PipelineError(f"rendering failed: {exc}") from None
-    placed = publish(result.outputs, output_root / region / school_year)
+    placed = publish(result.outputs, report_dir(output_root, params))
     return ReportResult(region, school_year, result.renderer, placed, executed, rejected)

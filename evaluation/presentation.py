@@ -33,6 +33,8 @@ def effect(value: float, unit: str) -> str:
 
 
 def interval(low: float, high: float, unit: str) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return f.SUPPRESSED
     decimals = 2 if unit in ("rate ratio", "hazard ratio", "schaalpunt") else 1
     return f.interval(low, high, decimals)
 
@@ -164,6 +166,8 @@ def improved(ind: Indicator, row: pd.Series) -> bool | None:
 
 def verdict(ind: Indicator, row: pd.Series) -> str:
     """One Dutch phrase: confirmed, opposite, or not shown (at the adjusted level if primary)."""
+    if pd.isna(row["estimate"]):
+        return "niet geschat (te weinig gegevens)"
     sig = bool(row["significant"])
     if ind.better == "unchanged":
         return ("verandert niet aantoonbaar" if not sig
@@ -181,8 +185,11 @@ def summary_sentences(es: EstimateSet) -> str:
     n_pilot = int((es.design["group"] == "pilot").sum())
     n_comp = int((es.design["group"] == "comparison").sum())
     method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[es.params.analysis.multiple_testing]
-    text = (f"In schooljaar {es.params.school_year} werkten {n_pilot} scholen in regio "
-            f"{es.params.region.name} volgens de pilot; {n_comp} vergelijkingsscholen werkten (nog) "
+    unit = (f"gemeente {es.params.municipality_name}" if es.params.municipality_name
+            else f"regio {es.params.region.name}")
+    text = (f"In schooljaar {es.params.school_year} werkten "
+            f"{f.count_noun(n_pilot, 'school', 'scholen')} in {unit} volgens de pilot; "
+            f"{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')} werkten (nog) "
             f"niet zo. Van de {len(did)} hoofdindicatoren tonen er **{len(confirmed)}** een "
             f"verbetering die standhoudt na correctie voor meervoudig toetsen ({method}).")
     return text
@@ -264,7 +271,10 @@ def progress_table(es: EstimateSet) -> pd.DataFrame:
             current = (f"{int(r.units_met)} van {int(r.units)} {unit} halen het doel"
                        if r.units else f.SUPPRESSED)
             reached = "ja" if r.units and r.units_met == r.units else "nee"
-        rows.append({"Indicator": ind.label_nl, "Niveau": LEVEL_NAMES[r.level], "Doel": target,
+        level = LEVEL_NAMES[r.level]
+        if r.level == "region" and es.params.municipality_name:
+            level = f"regio (hier: gemeente {es.params.municipality_name})"
+        rows.append({"Indicator": ind.label_nl, "Niveau": level, "Doel": target,
                      "Vóór de pilot": before, f"Stand {es.params.school_year}": current,
                      "Doel gehaald": reached})
     return pd.DataFrame(rows)

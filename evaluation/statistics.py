@@ -27,6 +27,7 @@ class Estimate:
     p_value: float
     n: int
     n_clusters: int | None = None
+    note: str = ""  # why an estimate is missing, in Dutch; empty when it is there
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -95,7 +95,7 @@ def test_functions_return_the_expected_structure(tmp_path):
 
     paths = sim.write_results(cov, null, tmp_path)
     assert all(p.exists() for p in paths)
-    assert "mean estimate" in sim.format_coverage(cov)
+    assert "mean est" in sim.format_coverage(cov)
     assert "adjusted" in sim.format_null(null)
 
 
