@@ -47,15 +47,25 @@ Results are printed and written to `benchmarks/results/simulation.csv` (summarie
 `benchmarks/results/simulation_replicates.csv` (one row per data set and estimate).
 """
 
+# ruff: noqa: E402  (the BLAS setting below must precede the numpy import)
 from __future__ import annotations
 
-import argparse
 import os
+
+if __name__ == "__main__":
+    # Before numpy loads: one BLAS thread per process. The models are many small least-squares
+    # fits, for which multithreaded OpenBLAS is slower, and the processes already use the cores.
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import argparse
+import multiprocessing
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -230,13 +240,39 @@ def replicate(task: Task) -> pd.DataFrame:
     return t
 
 
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """One BLAS thread in processes started inside the block (unless the caller chose)."""
+    saved = {v: os.environ.get(v) for v in BLAS_THREADS}
+    for v in BLAS_THREADS:
+        os.environ.setdefault(v, "1")
+    try:
+        yield
+    finally:
+        for v, value in saved.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value
+
+
 def run(tasks: Sequence[Task], jobs: int | None) -> pd.DataFrame:
-    """Every task, in parallel over `jobs` processes (1: in this process)."""
+    """Every task, in parallel over `jobs` processes (1: in this process).
+
+    Workers are spawned, not forked, so that they load numpy with one BLAS thread each (with
+    several threads per process the small fits run several times slower). A spawned worker
+    imports this module by name: run as a script that is automatic; an importer must have
+    `benchmarks/` on sys.path (as tests/test_simulation.py does).
+    """
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(tasks) == 1:
         frames = [replicate(t) for t in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        with _one_blas_thread(), ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
             frames = list(pool.map(replicate, tasks, chunksize=1))
     out = pd.concat(frames, ignore_index=True)
     if "error" not in out:

@@ -13,6 +13,24 @@ from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regi
 from evaluation.validation import ValidationResult, as_text, validate, validate_dir
 
 
+def show_table(frame, caption: str, name: str, tables_dir: str = "") -> None:
+    """Show a formatted table in the notebook (and so in the report), and keep a copy for the
+    report's Excel workbook when the pipeline gave a `tables_dir`."""
+    import json
+
+    from IPython.display import Markdown, display
+
+    from evaluation.formatting import markdown_table
+
+    display(Markdown(markdown_table(frame) + f"\n\n: {caption}"))
+    if tables_dir:
+        out = Path(tables_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        frame.astype("string").to_parquet(out / f"{name}.parquet", index=False)
+        (out / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption},
+                                                     ensure_ascii=False), encoding="utf-8")
+
+
 @dataclass
 class Run:
     params: Params

@@ -145,6 +145,7 @@ def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Se
                     "params_dir": str(params_dir.resolve()),
                     "estimates_file": str(estimates_file) if estimates_file else "",
                     "municipality": params.municipality or "",
+                    "tables_dir": str(build / "tables"),
                 },
                 kernel_name="python3", cwd=str(build / "notebooks"), progress_bar=False,
             )

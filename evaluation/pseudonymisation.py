@@ -91,10 +91,7 @@ def pseudonymise(values: pd.Series, key: bytes, prefix: str) -> pd.Series:
         prefix + hmac.new(key, head + str(v).encode("utf-8"), hashlib.sha256).hexdigest()[:HEX_CHARS]
         for v in uniques
     ]
-    lookup = pd.Series(digests, index=pd.Index(uniques, dtype="string"), dtype="string")
-    out = pd.Series(lookup.reindex(text.to_numpy()).to_numpy(), index=values.index,
-                    dtype="string", name=values.name)
-    return out
+    return text.map(dict(zip(uniques, digests, strict=True))).astype("string")
 
 
 def is_bsn(values: Iterable[object] | pd.Series | np.ndarray) -> np.ndarray:

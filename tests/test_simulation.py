@@ -7,7 +7,6 @@ The full run (200 and 100 data sets, minutes) is the script itself; see benchmar
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -18,21 +17,14 @@ import pytest
 from evaluation.params import load_synthetic
 from evaluation.registry import INDICATORS, PRIMARY
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "simulation.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# The script is imported by name from its folder (not from its file path): its worker processes
+# are spawned and import it again by name, which needs the folder on sys.path (inherited).
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
 
+import simulation as sim  # noqa: E402
 
-def _load():
-    # Registered in sys.modules so that worker processes can unpickle its functions by name.
-    if "simulation" in sys.modules:
-        return sys.modules["simulation"]
-    spec = importlib.util.spec_from_file_location("simulation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simulation"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sim = _load()
 FAST = ("care_reports_per_100", "double_intake_share")
 
 
