@@ -213,6 +213,71 @@ class Report(Strict):
     organisation: str = "Evaluatieteam jeugdhulp en onderwijs"
 
 
+# --- costs: amounts with their source (used by evaluation/costs.py) ----------------------------
+
+EXAMPLE_SOURCE_PREFIX = "voorbeeldwaarde"  # the source of an example value begins with this
+
+
+class CostItem(Strict):
+    """One amount with its unit and where it comes from: a tariff without a source is not shown."""
+
+    value: float = Field(ge=0)
+    unit: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class TrajectoryCosts(Strict):
+    """Average cost of one trajectory per level of care (euro per trajectory)."""
+
+    light: CostItem
+    specialised: CostItem
+    jggz: CostItem
+    residential: CostItem
+
+
+class Costs(Strict):
+    """Cost parameters of the pilot and of youth care, per school year, each with its source.
+
+    `example: true` marks example values: every report then says so in its cost section.
+    """
+
+    example: bool = Field(description="True while the values are example values, not the "
+                                      "region's own tariffs.")
+    core_team_hours_per_week: CostItem = Field(
+        description="Extra core-team hours per pilot school per school week (hours).")
+    hourly_rate: CostItem = Field(description="Cost of one core-team hour (euro per hour).")
+    weeks_per_school_year: CostItem = Field(
+        description="School weeks in which the core team works (weeks per school year).")
+    coordination_per_school_year: CostItem = Field(
+        description="Coordination of the pilot for the whole region (euro per school year).")
+    intake: CostItem = Field(description="Cost of one intake (euro per intake).")
+    trajectory: TrajectoryCosts
+    light_replaces_avoided: bool = Field(
+        True, description="An avoided heavy trajectory is replaced by a light one, whose cost is "
+                          "subtracted from the saving (false: the whole heavy cost is saved).")
+
+    @model_validator(mode="after")
+    def _example_sources(self) -> Costs:
+        if self.weeks_per_school_year.value > 53:
+            raise ValueError("weeks_per_school_year: a school year has at most 53 weeks")
+        if not self.example:
+            for name, item in self.items().items():
+                if item.source.strip().lower().startswith(EXAMPLE_SOURCE_PREFIX):
+                    raise ValueError(
+                        f"{name}: the source still says it is an example value while example is "
+                        "false; give the region's own value and source, or set example: true")
+        return self
+
+    def items(self) -> dict[str, CostItem]:
+        """Every cost item by its dotted name (trajectory levels as `trajectory.<level>`)."""
+        out = {name: getattr(self, name) for name in (
+            "core_team_hours_per_week", "hourly_rate", "weeks_per_school_year",
+            "coordination_per_school_year", "intake")}
+        out.update({f"trajectory.{lv}": getattr(self.trajectory, lv) for lv in
+                    ("light", "specialised", "jggz", "residential")})
+        return out
+
+
 class Params(Strict):
     """All parameters of one run: a region, a school year and the analysis choices."""
 
@@ -225,6 +290,9 @@ class Params(Strict):
     disclosure: Disclosure = Disclosure()
     synthetic: Synthetic = Synthetic()
     report: Report = Report()
+    costs: Costs | None = Field(
+        default=None, description="Costs of the pilot and of youth care, each with its source; "
+        "empty: the report has no cost section.")
 
     @model_validator(mode="after")
     def _municipality_in_region(self) -> Params:
