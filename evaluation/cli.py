@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--data", type=Path,
                      help="folder with the CSV files (default: the synthetic data, in memory)")
     est.add_argument("--municipality", help="one municipality of the region (CBS code or name)")
+    est.add_argument("--costs", action="store_true",
+                     help="also compute costs and savings from the cost params (json: an object "
+                          "with 'estimates' and 'costs')")
     est.add_argument("--format", choices=["json", "table"], default="table",
                      help="json: one record per indicator and comparison; table: for reading")
     _add_common(est)
@@ -191,10 +194,22 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
                 str(args.params_dir), municipality=args.municipality or "")
     es = estimate_all(run.data.tables, run.params, run.params_dir)
+    cb = None
+    if args.costs:
+        from evaluation import costs as cost
+
+        cb = cost.cost_benefit(es, cost.costs_of(run.params), tables=run.data.tables)
     if args.format == "json":
-        print(json.dumps(to_records(es), indent=2, ensure_ascii=False))
+        out = to_records(es)
+        if cb is not None:
+            out = {"estimates": out, "costs": cost.cost_records(cb)}
+        print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     else:
         print(format_table(es))
+        if cb is not None:
+            print()
+            print(cost.cost_sentence(cb))
+            print(cost.cost_table(cb).to_string(index=False))
     return 0
 
 
