@@ -98,6 +98,45 @@ def build_parser() -> argparse.ArgumentParser:
                      default="never_treated", help="comparison group (default: %(default)s)")
     did.add_argument("--format", choices=["json", "table"], default="table")
 
+    aud = sub.add_parser(
+        "audit", help="check rendered reports for anything personal or too small",
+        description="Read every rendered HTML, PDF and Excel file (and executed notebook) under a "
+                    "folder and exit non-zero if it finds a pupil or trajectory identifier, a "
+                    "pseudonym, the HMAC key, a BSN-like number, or a published count below the "
+                    "disclosure threshold.")
+    aud.add_argument("output_dir", type=Path, metavar="DIR", help="folder with rendered reports")
+    aud.add_argument("--data", type=Path, help="data folder whose identifiers must not appear")
+    aud.add_argument("--min-count", type=int,
+                     help="disclosure threshold (default: disclosure.min_count in params)")
+    _add_common(aud)
+
+    ctx = sub.add_parser(
+        "context", help="regional context from CBS open data",
+        description="Regional context from the national statistics office (CBS StatLine).")
+    csub = ctx.add_subparsers(dest="context_command", required=True, metavar="SUBCOMMAND")
+    ref = csub.add_parser(
+        "refresh", help="download CBS tables into the local cache (needs internet)",
+        description="Download CBS open-data tables on youth care per municipality into the local "
+                    "cache. Renders read only the cache and never need the network; without "
+                    "network this command fails and leaves the cache as it was.")
+    ref.add_argument("--cache", type=Path, help="cache folder (default: data/cbs)")
+    ref.add_argument("--table", action="append", default=[], help="CBS table id (repeatable; "
+                     "default: 85098NED)")
+    ref.add_argument("--region", help="only the municipalities of this region (params file)")
+    ref.add_argument("--params-dir", type=Path, default=DEFAULT_PARAMS_DIR,
+                     help="folder with the params files (default: %(default)s)")
+
+    imp = sub.add_parser(
+        "import", help="turn school and care exports into the project's tables",
+        description="Read exports (CSV with comma or semicolon, UTF-8 or Windows-1252, Excel, "
+                    "Parquet), map their columns and codes with a mapping file, pseudonymise "
+                    "identifiers with a keyed hash (key from EVALUATION_HMAC_KEY or "
+                    "EVALUATION_HMAC_KEY_FILE), validate, and write the project's CSV tables. Rows "
+                    "that fail go to DIR/quarantine with their reason; nothing is dropped silently.")
+    imp.add_argument("sources", type=Path, nargs="+", metavar="SOURCE", help="export files")
+    imp.add_argument("--mapping", type=Path, required=True, help="mapping YAML file")
+    imp.add_argument("--out", type=Path, required=True, help="folder for the project's tables")
+
     ren = sub.add_parser(
         "render", help="render the whitepaper of a region and school year",
         description="Execute the analysis notebooks with papermill for one region and school "
@@ -238,7 +277,41 @@ def cmd_did(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render,
+def cmd_audit(args: argparse.Namespace) -> int:
+    from evaluation.audit import audit_command
+
+    min_count = args.min_count
+    if min_count is None:
+        from evaluation.params import Disclosure, _read_yaml, deep_merge, parse_override
+
+        merged = _read_yaml(args.params_dir / "defaults.yml")
+        for text in args.overrides:
+            merged = deep_merge(merged, parse_override(text))
+        min_count = Disclosure.model_validate(merged.get("disclosure", {})).min_count
+    return audit_command(args.output_dir, args.data, min_count)
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    from evaluation.context import DEFAULT_CACHE_DIR, context_refresh_command
+
+    municipalities = None
+    if args.region:
+        from evaluation.params import load_regions
+
+        regions = {r.id: r for r in load_regions(args.params_dir)}
+        if args.region not in regions:
+            raise ParamsError(f"region {args.region!r}: not in {args.params_dir}")
+        municipalities = [m.code for m in regions[args.region].municipalities]
+    return context_refresh_command(args.cache or DEFAULT_CACHE_DIR, args.table, municipalities)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from evaluation.importing import import_command
+
+    return import_command(args.sources, args.mapping, args.out)
+
+
+COMMANDS = {"audit": cmd_audit, "context": cmd_context, "import": cmd_import, "data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render,
             "estimates": cmd_estimates, "did": cmd_did}
 
 

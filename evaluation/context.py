@@ -286,9 +286,9 @@ def refresh(
     """Download each table (data and metadata) from CBS open data into the cache.
 
     municipalities: CBS codes (GM....) to keep, plus the country (NL01); None keeps every region.
-    Every table is downloaded before anything is written, so a network failure halfway leaves the
-    cache exactly as it was; raises ContextRefreshError with a message that says so.
-    Returns the folders written.
+    Every table is downloaded (and its shape checked) before anything is written, so a network
+    failure halfway leaves the cache exactly as it was; raises ContextRefreshError with a message
+    that says so. Each table's folder is then replaced by a rename. Returns the folders written.
     """
     import cbsodata
 
@@ -323,15 +323,15 @@ def refresh(
             "client": f"cbsodata {getattr(cbsodata, '__version__', '?')}",
         }
         metadata = {k: v for k, v in tables.items() if k not in ("TypedDataSet", "UntypedDataSet")}
-        downloaded[table_id] = (pd.DataFrame(data), metadata, source)
-    written = []
-    for table_id, (frame, metadata, source) in downloaded.items():
+        frame = pd.DataFrame(data)
+        measures = list(_measures_from_properties(metadata.get("DataProperties"))) or None
         try:
-            tidy(frame.astype("string"), [k for k in _measures_from_properties(
-                metadata.get("DataProperties"))] or None)
+            tidy(frame.astype("string"), measures)  # the shape the reader expects, before writing
         except ValueError as exc:
             raise ContextRefreshError(f"table {table_id} has an unexpected shape ({exc}); "
                                       "the cache was not changed") from None
+        downloaded[table_id] = (frame, metadata, source)
+    written = []
     for table_id, (frame, metadata, source) in downloaded.items():
         written.append(store_extract(cache_dir, table_id, frame, metadata, source))
     return written
@@ -489,11 +489,21 @@ def _decimals(values: pd.Series) -> int:
     return 3
 
 
+def latest_period(periods: pd.Series) -> str:
+    """The latest year ("2022JJ00") when the extract has years, else the latest period."""
+    codes = periods.dropna().astype(str)
+    years = codes[codes.str.contains("JJ", regex=False)]
+    return str((years if len(years) else codes).max())
+
+
 def context_table(result: ContextResult) -> pd.DataFrame:
-    """The latest period's figures, one row per municipality (then the country), formatted."""
+    """The latest period's figures, one row per municipality (then the country), formatted.
+
+    A measure with more than one value per municipality in that period (a table with a further
+    dimension, such as the referrer) is left out here; `result.data` holds it in full."""
     if result.data.empty:
         return pd.DataFrame()
-    latest = result.data["period"].dropna().max()
+    latest = latest_period(result.data["period"])
     rows = result.data[result.data["period"] == latest]
     order = [c for c in [*result.requested, COUNTRY] if c in set(rows["region_code"])]
     table = pd.DataFrame({"Gemeente": [result.names.get(c, c) for c in order]})
@@ -513,7 +523,7 @@ def context_markdown(result: ContextResult) -> str:
     if result.status != "available":
         return result.message
     table = context_table(result)
-    latest = period_label(str(result.data["period"].dropna().max()))
+    latest = period_label(latest_period(result.data["period"]))
     caption = (f": CBS StatLine, tabel {result.table_id}, {latest}: gemeenten van de regio"
                + (" en Nederland" if COUNTRY in set(result.data["region_code"]) else "")
                + " (· = niet gepubliceerd door het CBS)")
