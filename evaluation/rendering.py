@@ -6,6 +6,10 @@ wheel, Typst from the typst wheel) and supports the subset of Quarto the reports
 YAML metadata from ``_quarto.yml``, ``_metadata.yml`` and front matter; the ``embed``, ``meta``
 and ``pagebreak`` shortcodes; ``fig-cap``/``fig-alt``/``tbl-cap`` cell options; and ``@fig-``/``@tbl-``
 cross-references. Anything else is an error rather than a silently different report.
+
+Its output is accessible (WCAG 2.1 AA, tests/test_accessibility.py): the HTML has landmarks, a skip
+link, one <h1>, scoped table headers and tables that scroll on their own; the PDF is tagged and
+checked by Typst against PDF/UA-1.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import yaml
 __all__ = ["RenderError", "RenderResult", "quarto_available", "render"]
 
 FORMATS = {"html": ("html", ".html"), "pdf": ("typst", ".pdf")}  # ours -> (Quarto format, suffix)
+# Tagged PDF that Typst checks against PDF/UA-1 (ISO 14289-1) while it writes it: document title,
+# language, alt text on every image, headings without skipped levels, table header cells.
+PDF_STANDARDS = ["ua-1"]
 _NOT_METADATA = {"project", "format", "execute", "css", "toc", "toc-depth", "number-sections"}
 _SHORTCODE = re.compile(r"\{\{\{<(.*?)>\}\}\}|\{\{<\s*(.*?)\s*>\}\}")
 _XREF = re.compile(r"\[@((?:fig|tbl)-[\w-]*\w)\]|(?<![\w.@])@((?:fig|tbl)-[\w-]*\w)")
@@ -137,16 +144,23 @@ def _builtin_format(
     meta_file.write_text(yaml.safe_dump(doc_meta, allow_unicode=True), encoding="utf-8")
     args = [pypandoc.get_pandoc_path(), f"{qmd.stem}.md", "--from=markdown", "--standalone",
             f"--metadata-file={meta_file.name}"]
+    # In HTML the title is the page's one <h1>, so sections start at <h2> (no skipped levels);
+    # toc-depth counts Markdown levels, as in Quarto.
+    shift = 1 if fmt == "html" and opts.get("title") else 0
     if opts.get("toc"):
-        args += ["--toc", f"--toc-depth={opts.get('toc-depth', 3)}"]
+        args += ["--toc", f"--toc-depth={int(opts.get('toc-depth', 3)) + shift}"]
     target = out_dir / f"{qmd.stem}{suffix}"
     what = f"pandoc {qmd} -> {fmt} (intermediates kept in {work})"
     if fmt == "html":
         css = opts.get("css") or []
-        args += ["--to=html5", "--embed-resources", f"--output={target}"]
+        args += ["--to=html5", "--embed-resources", f"--output={target}",
+                 f"--template={_html_template(work).name}"]
         args += [f"--css={c}" for c in ([css] if isinstance(css, str) else css)]
         args += ["--number-sections"] if opts.get("number-sections") else []
+        args += [f"--shift-heading-level-by={shift}"] if shift else []
         _run(args, cwd=work, what=what)
+        target.write_text(_accessible_tables(target.read_text(encoding="utf-8")),
+                          encoding="utf-8")
         return target
     template = qmd.parent / "typst-template.typ"
     typ = work / f"{qmd.stem}.typ"
@@ -157,14 +171,18 @@ def _builtin_format(
     source = typ.read_text(encoding="utf-8")
     for image, alt in alts.items():
         source = source.replace(f'image("{image}"', f'image("{image}", alt: {_typst_str(alt)}')
-    typ.write_text(source, encoding="utf-8")
+    typ.write_text(_auto_column_widths(source), encoding="utf-8")
     try:
-        typst.compile(str(typ), output=str(target), root=str(work))
+        typst.compile(str(typ), output=str(target), root=str(work), pdf_standards=PDF_STANDARDS)
     except RuntimeError as exc:  # typst.TypstError and other compiler failures
-        detail = "\n".join([str(getattr(exc, "message", exc)), str(getattr(exc, "diagnostic", "")),
+        message = str(getattr(exc, "message", exc))
+        detail = "\n".join([message, str(getattr(exc, "diagnostic", "")),
                             *getattr(exc, "hints", [])])
+        why = (" The PDF must conform to PDF/UA-1 (accessible PDF): give every figure fig-alt "
+               "text and let heading levels go up one at a time (# then ##, never # then ###)."
+               if "PDF/UA" in detail else "")
         raise RenderError(f"typst failed compiling {typ} (from {qmd}); intermediates kept in "
-                          f"{work}:\n{_tail(detail)}") from exc
+                          f"{work}.{why}\n{_tail(detail)}") from exc
     return target
 
 
@@ -265,7 +283,8 @@ class _Expander:
         alt = alt or caption
         if not alt:
             warnings.warn(f"{self.qmd}: figure from cell {label!r} has no fig-alt or fig-cap; "
-                          "its image gets empty alt text", stacklevel=2)
+                          "its image gets empty alt text (and the PDF, being PDF/UA-1, fails)",
+                          stacklevel=2)
         self.alts[name] = alt
         prefix, anchor = self._prefix(label) if index == 0 else ("", "")
         caption = f"{prefix}{caption}" if caption else ""
@@ -367,6 +386,62 @@ def _nth(value: Any, index: int) -> str:
     if isinstance(value, list):
         return str(value[index]) if index < len(value) else ""
     return str(value) if value is not None and index == 0 else ""
+
+
+def _html_template(work: Path) -> Path:
+    """Pandoc's own HTML template with accessible landmarks (WCAG 2.1: 1.3.1, 2.4.1).
+
+    The body goes into ``<main id="inhoud">`` beside the title ``<header>`` and the table of
+    contents ``<nav>``, so all content is in a landmark, and a skip link (visible on keyboard
+    focus, see whitepaper.css) jumps past the title block and the contents to it.
+    """
+    default = _run([pypandoc.get_pandoc_path(), "--print-default-template=html5"], cwd=work,
+                   what="pandoc --print-default-template=html5")
+    if default.count("<body>") != 1 or len(re.findall(r"^\$body\$$", default, re.M)) != 1:
+        raise RenderError("pandoc's default HTML template has no single <body> and $body$ line; "
+                          f"cannot add the <main> landmark (pandoc {pypandoc.get_pandoc_version()})")
+    template = work / "whitepaper-template.html5"
+    template.write_text(
+        default.replace("<body>", '<body>\n<a class="skip-link" href="#inhoud">Naar de inhoud</a>')
+        .replace("\n$body$\n", '\n<main id="inhoud">\n$body$\n</main>\n'),
+        encoding="utf-8")
+    return template
+
+
+def _accessible_tables(html: str) -> str:
+    """Pandoc's tables made easier to use (WCAG 2.1: 1.3.1, 1.4.10, 2.1.1).
+
+    Header cells of a table head get ``scope="col"`` (pandoc writes plain ``<th>``). Each table
+    goes into a scroll container, so a wide table scrolls on its own on a narrow screen instead
+    of the whole page; the container is focusable (keyboard users can scroll it) and is a group
+    named by the table's caption (not a landmark region: several tables share a caption).
+    """
+    count = 0
+
+    def wrap(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        table = re.sub(r"<thead>.*?</thead>",
+                       lambda head: re.sub(r"<th(?=[\s>])(?![^>]*\bscope=)", '<th scope="col"',
+                                           head.group(0)),
+                       match.group(0), flags=re.DOTALL)
+        name = f"tabel-{count}-bijschrift"
+        table, captioned = re.subn(r"<caption>", f'<caption id="{name}">', table, count=1)
+        label = f'aria-labelledby="{name}"' if captioned else f'aria-label="Tabel {count}"'
+        return f'<div class="table-scroll" role="group" tabindex="0" {label}>\n{table}\n</div>'
+
+    return re.sub(r"<table\b.*?</table>", wrap, html, flags=re.DOTALL)
+
+
+def _auto_column_widths(typst_source: str) -> str:
+    """Typst's automatic column widths instead of the percentages pandoc gives wide tables.
+
+    Pandoc derives them from the dashes of a pipe table's separator line, which can squeeze a
+    short column below its longest word ("Conclusie" sticking out of the table); automatic
+    widths fit the page (with hyphenation in tables, see typst-template.typ).
+    """
+    return re.sub(r"columns: \((\d[\d.]*%(?:, *\d[\d.]*%)*),?\)",
+                  lambda m: f"columns: {m.group(1).count('%')}", typst_source)
 
 
 def _typst_str(text: str) -> str:

@@ -166,6 +166,36 @@ def test_html_is_dutch_accessible_and_self_contained(rendered: rendering.RenderR
     assert 'id="fig-meldingen"' in html and 'href="#fig-meldingen"' in html
 
 
+def test_html_has_landmarks_a_skip_link_and_an_outline(rendered: rendering.RenderResult) -> None:
+    html = rendered.outputs["html"].read_text(encoding="utf-8")
+    body = html[html.index("<body>"):]
+    # Skip link first, then the title <header> and the contents <nav>, then <main> (WCAG 2.4.1).
+    assert body.index('<a class="skip-link" href="#inhoud">') < body.index("<header") \
+        < body.index("<nav") < body.index('<main id="inhoud">') < body.index("</main>")
+    assert html.count("<main") == 1
+    main = body[body.index("<main"):body.index("</main>")]
+    assert "Samenvatting" in main and "<figure" in main and "<table" in main
+    # The title is the one <h1>; "# Samenvatting" is <h2>, "## Zorgmeldingen" <h3>, both in the
+    # table of contents (toc-depth counts Markdown levels).
+    assert re.findall(r"<h([1-6])", html) == ["1", "2", "2", "3"]
+    assert re.search(r'<h2 [^>]*id="samenvatting"', html)
+    assert re.search(r'<h3 [^>]*id="zorgmeldingen"', html)
+    assert 'href="#samenvatting"' in html and 'href="#zorgmeldingen"' in html
+
+
+def test_html_tables_have_scoped_headers_and_scroll_on_their_own(
+    rendered: rendering.RenderResult,
+) -> None:
+    html = rendered.outputs["html"].read_text(encoding="utf-8")
+    left, right = ('<th scope="col" style="text-align: left;">',
+                   '<th scope="col" style="text-align: right;">')
+    assert re.findall(r"<th\b[^>]*>", html) == [left, right, right]  # School|Meldingen|Aandeel
+    wrapper = re.search(r'<div class="table-scroll" role="group" tabindex="0" '
+                        r'aria-labelledby="([\w-]+)">\s*<table', html)
+    assert wrapper, "table not wrapped in a focusable, named scroll container"
+    assert f'<caption id="{wrapper.group(1)}">' in html
+
+
 def test_pdf_is_a4_titled_and_tags_the_figure_with_alt_text(
     rendered: rendering.RenderResult,
 ) -> None:
@@ -175,6 +205,64 @@ def test_pdf_is_a4_titled_and_tags_the_figure_with_alt_text(
     assert reader.metadata.title == TITLE
     assert ALT in _alt_texts(rendered.outputs["pdf"])
     assert "Samenvatting" in reader.pages[-1].extract_text()
+
+
+def _struct_types(path: Path) -> list[str]:
+    types: list[str] = []
+
+    def walk(node: object) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, dict):
+            if "/S" in node:
+                types.append(str(node["/S"]))
+            walk(node.get("/K"))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(PdfReader(path).trailer["/Root"]["/StructTreeRoot"])
+    return types
+
+
+def test_pdf_is_tagged_pdf_ua_1(rendered: rendering.RenderResult) -> None:
+    reader = PdfReader(rendered.outputs["pdf"])
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"]) and root["/Lang"] == "nl"
+    assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert re.search(r"<pdfuaid:part>1</pdfuaid:part>|pdfuaid:part=\"1\"", xmp)  # PDF/UA-1
+    types = _struct_types(rendered.outputs["pdf"])
+    assert types.count("/Title") == 1  # the title page's title, tagged as such
+    assert types.count("/H1") >= 2 and "/H2" in types  # Inhoudsopgave + Samenvatting; ## level
+    assert "/Figure" in types and {"/Table", "/THead", "/TH"} <= set(types)
+
+
+def test_pdf_refuses_a_figure_without_alt_text(tmp_path: Path) -> None:
+    """PDF/UA-1 needs alt text on every figure: the renderer warns, Typst refuses."""
+    qmd = make_project(tmp_path / "p")
+    notebook = nbformat.read(tmp_path / "p" / "notebooks" / "nb.ipynb", as_version=4)
+    figure = notebook.cells[2]
+    figure.source = "#| label: fig-meldingen\nplot()"  # no fig-cap, no fig-alt
+    nbformat.write(notebook, tmp_path / "p" / "notebooks" / "nb.ipynb")
+    qmd.write_text(QMD.format(title=TITLE, subtitle=SUBTITLE).replace("Zie @fig-meldingen.", ""),
+                   encoding="utf-8")
+    with pytest.warns(UserWarning, match="no fig-alt"), \
+            pytest.raises(RenderError, match=r"PDF/UA-1(.|\n)*fig-alt(.|\n)*missing alt text"):
+        render(qmd, formats=("pdf",), prefer="builtin")
+
+
+def test_pdf_refuses_skipped_heading_levels(tmp_path: Path) -> None:
+    qmd = make_project(tmp_path, "---\ntitle: T\n---\n\n# Een\n\n### Drie\n\nTekst.\n")
+    with pytest.raises(RenderError, match=r"PDF/UA-1(.|\n)*skipped from heading level 1 to 3"):
+        render(qmd, formats=("pdf",), prefer="builtin")
+
+
+def test_wide_tables_get_automatic_column_widths_in_typst() -> None:
+    source = ("#table(\n  columns: (19.57%, 28.99%, 6.52%),\n  align: (left,left,right,),\n"
+              "#table(\n  columns: 2,\n#image(\"a.png\", width: 50%)\n")
+    fixed = rendering._auto_column_widths(source)
+    assert "columns: 3," in fixed and "columns: 2," in fixed and "width: 50%" in fixed
+    assert "%," not in fixed.split("#image")[0]
 
 
 def test_out_dir_and_single_format(tmp_path: Path) -> None:
