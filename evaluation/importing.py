@@ -30,9 +30,13 @@ trajectory_id, referral_id, respondent_id) are always pseudonymised; `pseudonymi
 in addition on a column that holds citizen service numbers (BSN), which is refused otherwise.
 
 Mapping errors (nothing is written): unknown table or field, a required field not mapped, a mapped
-column missing from the source, an unknown code, a column of BSNs not marked `pseudonymise: true`, a
-column whose header names personal data (naam, adres, postcode, geboortedatum, telefoon, e-mail,
-opmerking, ...) mapped to any field, a table that refers to a table the mapping does not supply.
+column missing from the source, an unknown code, a column of BSNs not marked `pseudonymise: true`
+(whatever its header, mapped or not), a column whose header names personal data (naam, adres,
+straat, postcode, geboortedatum, telefoon, e-mail, opmerking, toelichting, notitie, ...) mapped to
+any field, a table that refers to a table the mapping does not supply. Two exceptions keep school
+data importable: headers that also name an institution (`schoolnaam`, `naam vestiging`) are not
+personal, and `schools.name` may come from a plain `naam` column (a person's `achternaam` or
+`voornaam` is refused there too).
 
 Conversions before validation: surrounding spaces removed; dates dd-mm-jjjj, d-m-jj, dd/mm/jjjj,
 dd.mm.jjjj and ISO (a time part is ignored) to YYYY-MM-DD (two-digit years 00-69 are 20xx, 70-99
@@ -40,9 +44,15 @@ dd.mm.jjjj and ISO (a time part is ignored) to YYYY-MM-DD (two-digit years 00-69
 decimal comma in numbers to a point; school years 2014/2015 and 14-15 to 2014-2015; municipality
 codes 321 or 0321 to GM0321; categories matched ignoring case; booleans by codes or ja/nee/true/false.
 
-Line numbers in the quarantine (`_row`) are the line of the record in a CSV file (header = line 1,
-blank lines and line breaks inside quoted values counted), the row in an Excel sheet, the 1-based
-record number in a Parquet file. Blank lines hold no record and are counted apart (`blank_rows`).
+Output (`write_import`): the accepted rows as the project's CSV files plus data dictionary (tables
+not supplied are written empty), `quarantine/<table>.csv` per table (`_file`, `_row`, `_reasons`,
+then the row's source values; identifiers as pseudonyms, never a BSN) and `import_report.json`
+(created, mapping and source hashes, key fingerprint, per table read/accepted/quarantined/blank rows,
+reasons with row counts, ignored columns by header). No value of the data appears in the report.
+`_row` is the line of the record in a CSV file (header = line 1, blank lines and line breaks inside
+quoted values counted), the row in an Excel sheet, the 1-based record number in a Parquet file.
+Blank lines hold no record and are counted apart (`blank_rows`); a CSV record with more or fewer
+fields than the header is quarantined as `field_count` (its values cannot be placed safely).
 """
 
 from __future__ import annotations
@@ -66,11 +76,11 @@ import yaml
 from evaluation.datamodel import MUNICIPALITY_CODE, TABLES, Field, Table
 from evaluation.dataset import write_tables
 from evaluation.pseudonymisation import (
+    BSN_COLUMN_SHARE,
     PseudonymisationKeyError,
     is_bsn,
     key_fingerprint,
     load_key,
-    looks_like_bsn_column,
     pseudonymise,
 )
 from evaluation.validation import FALSE, REASONS, TRUE, validate
@@ -87,9 +97,14 @@ PSEUDONYMISABLE_KINDS = ("id", "code", "text")
 # Headers that name personal data no analysis needs; refused as the source of any field. Matched
 # as substrings of the lower-cased header (so `achternaam`, `telefoonnummer` and `emailadres` are
 # caught), except where the header also names an institution (`schoolnaam`, `naam vestiging`).
-PERSONAL_WORDS = ("naam", "adres", "straat", "postcode", "geboorte", "telefoon", "email",
-                  "e-mail", "opmerking", "toelichting", "notitie", "huisnummer", "mobiel",
-                  "name", "address", "street", "birth", "phone", "comment", "remark")
+PERSONAL_WORDS = ("naam", "name", "adres", "address", "straat", "street", "postcode", "zip",
+                  "geboorte", "birth", "telefoon", "phone", "mobiel", "email", "e-mail",
+                  "huisnummer", "opmerking", "toelichting", "notitie", "comment", "remark")
+# Words for a person's name in particular: still refused for schools.name, the one field that
+# holds a name (of a school location, public), whose export header is often just `naam`.
+PERSON_NAME_WORDS = ("achternaam", "voornaam", "roepnaam", "tussenvoegsel", "surname",
+                     "first name", "firstname", "last name", "lastname")
+NAME_FIELDS = {("schools", "name")}
 INSTITUTION_WORDS = ("school", "vestiging", "instelling", "institution")
 
 IMPORT_REASONS = {"field_count": "row has a different number of fields than the header"}
@@ -103,6 +118,7 @@ NO = {"false", "no", "nee", "0"}
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+FIELD_SIZE_LIMIT = 2**30
 
 
 class ImportDataError(ValueError):
@@ -162,12 +178,18 @@ def _norm_header(name: object) -> str:
     return " ".join(str(name).split()).casefold()
 
 
-def is_personal_header(header: str) -> bool:
-    """Whether a header names personal data (name, address, birth date, contact, free text)."""
+def is_personal_header(header: str, table: str = "", field: str = "") -> bool:
+    """Whether a header names personal data (name, address, birth date, contact, free text) that
+    may not feed `table.field`."""
     h = _norm_header(header)
+    if any(w in h for w in PERSON_NAME_WORDS):
+        return True
     if any(w in h for w in INSTITUTION_WORDS):
         return False
-    return any(w in h for w in PERSONAL_WORDS)
+    words = PERSONAL_WORDS
+    if (table, field) in NAME_FIELDS:
+        words = tuple(w for w in words if w not in ("naam", "name"))
+    return any(w in h for w in words)
 
 
 def _flag(value: object, where: str, errors: list[str]) -> bool:
@@ -216,7 +238,7 @@ def _parse_field(name: str, spec: object, table: Table, origin: str,
             and not isinstance(value, str):
         errors.append(f"{where}: column and value must be text")
         return None
-    if column is not None and is_personal_header(column):
+    if column is not None and is_personal_header(column, table.name, name):
         errors.append(f"{where}: column {column!r} holds personal data (names, addresses, birth "
                       "dates, contact details or free text), which the project does not take in; "
                       "leave it unmapped")
@@ -333,7 +355,8 @@ def load_mapping(path: Path) -> Mapping:
     except OSError as exc:
         raise ImportDataError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
     try:
-        loaded = yaml.load(data.decode("utf-8-sig"), Loader=yaml.BaseLoader)  # noqa: S506
+        # BaseLoader builds only str, list and dict: safe, and no YAML 1.1 guessing of types.
+        loaded = yaml.load(data.decode("utf-8-sig"), Loader=yaml.BaseLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ImportDataError(f"{path}: not a valid YAML file: {exc}") from None
     return parse_mapping(loaded, path.name, hashlib.sha256(data).hexdigest())
@@ -451,11 +474,16 @@ def _read_csv(data: bytes, label: str, delimiter: str | None, encoding: str | No
     if not text.strip():
         raise ImportDataError(f"{label}: the file is empty (no header line)")
     delim = delimiter or _sniff_delimiter(text)
+    limit = csv.field_size_limit()
     try:
+        # Long free-text cells (in columns the mapping leaves out) must not stop the import.
+        csv.field_size_limit(FIELD_SIZE_LIMIT)
         # csv.reader iterates in C; list() gives every record (a blank line is []).
         records = list(csv.reader(io.StringIO(text), delimiter=delim, strict=False))
     except csv.Error as exc:
         raise ImportDataError(f"{label}: cannot be read as CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
     grid, lens = _grid(records, "")
     n = len(records)
     flat = pd.Series(list(chain.from_iterable(records)), dtype="string")
@@ -584,28 +612,46 @@ def convert_dates(text: pd.Series) -> pd.Series:
     be read (or is no calendar date) stays as given, for validation to quarantine."""
     text = text.astype("string")
     parts = text.str.extract(_ISO_DATE).fillna(text.str.extract(_DUTCH_DATE))
-    year = pd.to_numeric(parts["year"], errors="coerce")
-    short = (parts["year"].str.len() == 2).fillna(False)
-    year = year.mask(short, year + np.where(year < 70, 2000, 1900))
-    year = year.where(year.between(1900, 2099))
-    parsed = pd.to_datetime(pd.DataFrame({
-        "year": year,
-        "month": pd.to_numeric(parts["month"], errors="coerce"),
-        "day": pd.to_numeric(parts["day"], errors="coerce"),
-    }), errors="coerce")
+    year, month, day = (pd.to_numeric(parts[c], errors="coerce").astype("float64")
+                        for c in ("year", "month", "day"))
+    short = (parts["year"].str.len() == 2).fillna(False).to_numpy(dtype=bool)
+    year = year.mask(short, year + np.where(year.fillna(0) < 70, 2000, 1900))
+    ok = (year.between(1900, 2099) & month.between(1, 12) & day.between(1, 31)).to_numpy()
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[s]")
+    if ok.any():
+        # Assembling from parts rejects impossible dates (31-02) as NaT.
+        parsed[ok] = pd.to_datetime(pd.DataFrame({"year": year[ok], "month": month[ok],
+                                                  "day": day[ok]}), errors="coerce")
     return parsed.dt.strftime("%Y-%m-%d").astype("string").where(parsed.notna(), text)
+
+
+def _replace_where(text: pd.Series, needs: pd.Series, pattern: str, repl: str) -> pd.Series:
+    """A regex replacement on the values that need it only: replacements with group references
+    run in Python per value, so the (usually many) values already right are left alone."""
+    text = text.astype("string")
+    needs = needs.fillna(False).to_numpy(dtype=bool)
+    if not needs.any():
+        return text
+    out = text.copy()
+    out[needs] = text[needs].str.replace(pattern, repl, regex=True)
+    return out
 
 
 def convert_numbers(text: pd.Series) -> pd.Series:
     """A decimal comma to a point (`3,0` -> `3.0`); thousands separators are left for validation
     to refuse, as `1.234` is ambiguous."""
-    return text.astype("string").str.replace(r"^([+-]?\d+),(\d+)$", r"\1.\2", regex=True)
+    text = text.astype("string")
+    return _replace_where(text, text.str.contains(",", regex=False),
+                          r"^([+-]?\d+),(\d+)$", r"\1.\2")
 
 
 def convert_school_years(text: pd.Series) -> pd.Series:
     """`2014/2015`, `2014 - 2015` and `14-15` to `2014-2015`."""
-    text = text.astype("string").str.replace(r"^(\d{4})\s*[-/]\s*(\d{4})$", r"\1-\2", regex=True)
-    return text.str.replace(r"^(\d{2})\s*[-/]\s*(\d{2})$", r"20\1-20\2", regex=True)
+    text = text.astype("string")
+    text = _replace_where(text, ~text.str.fullmatch(r"\d{4}-\d{4}"),
+                          r"^(\d{4})\s*[-/]\s*(\d{4})$", r"\1-\2")
+    return _replace_where(text, text.str.len() < 9,
+                          r"^(\d{2})\s*[-/]\s*(\d{2})$", r"20\1-20\2")
 
 
 def convert_municipality_codes(text: pd.Series) -> pd.Series:
@@ -705,6 +751,22 @@ def _column_positions(src: SourceTable, tmap: TableMap, errors: list[str]) -> di
     return positions
 
 
+def bsn_columns(values: pd.DataFrame, share: float = BSN_COLUMN_SHARE) -> list[int]:
+    """Positions of the columns whose non-empty values are BSNs for at least `share`: the rule of
+    `looks_like_bsn_column`, for all columns in one vectorised pass."""
+    n, k = values.shape
+    if n == 0 or k == 0:
+        return []
+    flat = pd.Series(values.to_numpy(dtype=object).ravel(order="F"), dtype="string").str.strip()
+    column = np.repeat(np.arange(k), n)
+    filled = (flat.notna() & (flat != "")).to_numpy(dtype=bool)
+    hits = np.zeros(len(flat), dtype=bool)
+    hits[filled] = is_bsn(flat[filled])
+    counts = np.bincount(column[filled], minlength=k)
+    found = np.bincount(column, weights=hits, minlength=k)
+    return [int(i) for i in np.flatnonzero((counts > 0) & (found >= share * counts))]
+
+
 def _check_bsn(src: SourceTable, tmaps: list[TableMap], errors: list[str]) -> None:
     """Refuse any column of BSNs, mapped or not, unless every table that maps it marks it
     `pseudonymise: true`."""
@@ -715,15 +777,14 @@ def _check_bsn(src: SourceTable, tmaps: list[TableMap], errors: list[str]) -> No
         for fm in tmap.fields.values():
             if fm.column is not None:
                 (marked if fm.explicit_pseudonymise else unmarked).add(_norm_header(fm.column))
-    for i, h in enumerate(normal):
-        if h in marked and h not in unmarked:
+    for i in bsn_columns(src.values):
+        if normal[i] in marked and normal[i] not in unmarked:
             continue
-        if looks_like_bsn_column(src.values[i]):
-            header = _mask_header(src.headers[i]) or f"number {i + 1} (no header)"
-            errors.append(
-                f"{src.label}: column {header!r} holds citizen service numbers (BSN), which may "
-                "not enter the project; remove the column from the export, or, if it is the only "
-                "key that links the files, map it with `pseudonymise: true`")
+        header = _mask_header(src.headers[i]) or f"number {i + 1} (no header)"
+        errors.append(
+            f"{src.label}: column {header!r} holds citizen service numbers (BSN), which may "
+            "not enter the project; remove the column from the export, or, if it is the only "
+            "key that links the files, map it with `pseudonymise: true`")
 
 
 def _unknown_codes(text: pd.Series, mapped: pd.Series, files: pd.Series, fm: FieldMap,
@@ -752,7 +813,9 @@ class _Prepared:
 
 
 def _prepare(tmap: TableMap, srcs: list[SourceTable], key: bytes | None,
-             errors: list[str]) -> _Prepared | None:
+             errors: list[str]) -> _Prepared:
+    """Gather a table's fields from its sources (source text kept for the quarantine), apply codes
+    and conversions, and pseudonymise; mapping problems go to `errors`."""
     table = TABLES[tmap.table]
     parts, metas, shapes = [], [], []
     for src in srcs:
@@ -1016,6 +1079,9 @@ def import_command(sources: list[Path], mapping: Path, out_dir: Path) -> int:
         write_import(result, out_dir)
     except (ImportDataError, PseudonymisationKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write to {out_dir}: {exc.strerror}", file=sys.stderr)
         return 2
     print(format_summary(result, out_dir))
     return 1 if any(t["quarantined"] for t in result.report["tables"].values()) else 0
