@@ -57,3 +57,43 @@ def missing_table(v: ValidationResult) -> pd.DataFrame:
         "Leeg": m["missing"].map(f.integer),
         "Aandeel leeg": m["share"].map(lambda x: f.percent(x, 1)),
     })
+
+
+IMPORT_REPORT = "import_report.json"
+
+
+def import_counts(data_dir) -> pd.DataFrame | None:
+    """Rows read, accepted and quarantined per table at import (`evaluation import`), when the data
+    came in that way; None otherwise."""
+    import json
+    from pathlib import Path
+
+    if data_dir is None or not (Path(data_dir) / IMPORT_REPORT).exists():
+        return None
+    report = json.loads((Path(data_dir) / IMPORT_REPORT).read_text(encoding="utf-8"))
+    rows = [{
+        "Tabel": labels.TABLE_NAMES.get(name, name),
+        "Bron": ", ".join(t.get("sources", [])) or "niet aangeleverd",
+        "Ingelezen": f.integer(t.get("read", 0)),
+        "Geaccepteerd": f.integer(t.get("accepted", 0)),
+        "In quarantaine": f.integer(t.get("quarantined", 0)),
+    } for name, t in report.get("tables", {}).items()]
+    return pd.DataFrame(rows)
+
+
+def import_reasons(data_dir) -> pd.DataFrame | None:
+    import json
+    from pathlib import Path
+
+    if data_dir is None or not (Path(data_dir) / IMPORT_REPORT).exists():
+        return None
+    report = json.loads((Path(data_dir) / IMPORT_REPORT).read_text(encoding="utf-8"))
+    reasons = report.get("reasons", [])
+    if not reasons:
+        return None
+    return pd.DataFrame([{
+        "Tabel": labels.TABLE_NAMES.get(r["table"], r["table"]),
+        "Veld": r["field"],
+        "Reden": labels.REASONS.get(r["reason"], r["reason"]),
+        "Rijen": f.integer(r["rows"]),
+    } for r in reasons])

@@ -25,6 +25,7 @@ REASONS = {
     "duplicate_key": "sleutel komt meer dan eens voor",
     "date_order": "datum ligt vóór een datum die eraan vooraf moet gaan",
     "unknown_reference": "verwijst naar een onbekende of afgekeurde rij",
+    "field_count": "rij heeft meer of minder velden dan de kop",
 }
 
 MONTH = "Maand"
