@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
+from evaluation.inference import fe_ols_wild, poisson_effect_crv3, staggered_crv3
 from evaluation.params import Params
 from evaluation.registry import Indicator
-from evaluation.statistics import Estimate, poisson_effect
+from evaluation.statistics import Estimate
 
 BEFORE_AFTER = "voor/na (pilotscholen)"
 DID = "verschil-in-verschillen"
@@ -25,6 +24,12 @@ ITS = "onderbroken tijdreeks"
 
 UNITS = {"rate": "rate ratio", "proportion": "procentpunt", "duration": "hazard ratio",
          "scale": "schaalpunt"}
+#: How the interval of each kind allows for few schools (evaluation.inference): with 10-30
+#: schools cluster-robust (CRV1) errors are too small.
+INFERENCE = {"rate": "cluster-jackknife over scholen (CRV3)",
+             "proportion": "wild cluster bootstrap over scholen",
+             "duration": "clustergecorrigeerd",
+             "scale": "wild cluster bootstrap over scholen"}
 
 
 def with_design(frame: pd.DataFrame, design: pd.DataFrame, params: Params,
@@ -65,14 +70,9 @@ def restrict_to_unit(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
 
 def _fe_ols(y: pd.Series, treatment: pd.Series, fixed: list[pd.Series], cluster: pd.Series,
             alpha: float) -> tuple[float, float, float, float]:
-    dummies = [pd.get_dummies(f.astype("string"), prefix=f.name, drop_first=True, dtype=float)
-               for f in fixed]
-    X = sm.add_constant(pd.concat([treatment.astype(float).rename("effect"), *dummies], axis=1),
-                        has_constant="add")
-    fit = sm.OLS(y.astype(float), X).fit(cov_type="cluster",
-                                         cov_kwds={"groups": pd.factorize(cluster)[0]})
-    low, high = fit.conf_int(alpha=alpha).loc["effect"]
-    return float(fit.params["effect"]), float(low), float(high), float(fit.pvalues["effect"])
+    """OLS with fixed effects; interval and p-value from the restricted wild cluster bootstrap
+    (Webb weights, 999 draws, interval by test inversion, fixed seed: the same at every render)."""
+    return fe_ols_wild(y.astype(float), treatment, fixed, cluster, alpha)
 
 
 def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
@@ -84,19 +84,19 @@ def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate
     if ind.kind == "rate":
         s = s.assign(post=post)
         agg = s.groupby(["school_id", "post"], observed=True)[["count", "exposure"]].sum()
-        est, low, high, p = poisson_effect(agg.reset_index(), "post", ["school_id"], "school_id",
-                                           alpha)
+        est, low, high, p = poisson_effect_crv3(agg.reset_index(), "post", ["school_id"],
+                                                "school_id", alpha)
         method = "Poisson-regressie, schoolvaste effecten, leerlingen als blootstelling"
         n = int(s["count"].sum())
     elif ind.kind == "proportion":
-        after, before = s[post == 1]["success"], s[post == 0]["success"]
-        c1, n1, c0, n0 = int(after.sum()), len(after), int(before.sum()), len(before)
-        low, high = confint_proportions_2indep(c1, n1, c0, n0, method="newcomb", compare="diff",
-                                               alpha=alpha)
-        p = test_proportions_2indep(c1, n1, c0, n0, compare="diff").pvalue
-        est, low, high, p = 100 * (c1 / n1 - c0 / n0), 100 * low, 100 * high, float(p)
-        method = "verschil van twee proporties, Newcombe-interval"
-        n = n1 + n0
+        # Records of one school are not independent, so a Newcombe interval for two proportions
+        # would be too narrow; the difference comes from a school fixed-effects model with the wild
+        # cluster bootstrap. (Wilson intervals remain for each period's share in the tables.)
+        est, low, high, p = _fe_ols(s["success"].astype(float), post, [s["school_id"]],
+                                    s["school_id"], alpha)
+        est, low, high = 100 * est, 100 * low, 100 * high
+        method = "lineair kansmodel, schoolvaste effecten"
+        n = len(s)
     elif ind.kind == "duration":
         from evaluation.survival import cox_effect
 
@@ -108,7 +108,7 @@ def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate
         est, low, high, p = _fe_ols(s["score"], post, [s["school_id"]], s["school_id"], alpha)
         method = "lineaire regressie, schoolvaste effecten"
         n = len(s)
-    return Estimate(ind.id, BEFORE_AFTER, method + ", clustergecorrigeerd", UNITS[ind.kind],
+    return Estimate(ind.id, BEFORE_AFTER, method + ", " + INFERENCE[ind.kind], UNITS[ind.kind],
                     est, low, high, p, n=n, n_clusters=n_clusters)
 
 
@@ -120,8 +120,8 @@ def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params
         agg = (data.groupby(["school_id", "school_year"], observed=True)
                .agg(count=("count", "sum"), exposure=("exposure", "sum"),
                     treated=("treated", "max")).reset_index())
-        est, low, high, p = poisson_effect(agg, "treated", ["school_id", "school_year"],
-                                           "school_id", alpha)
+        est, low, high, p = poisson_effect_crv3(agg, "treated", ["school_id", "school_year"],
+                                                "school_id", alpha)
         method = "Poisson-regressie, school- en schooljaarvaste effecten"
         n = int(data["count"].sum())
     elif ind.kind == "proportion":
@@ -144,8 +144,8 @@ def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params
                                     alpha)
         method = "lineaire regressie, school- en schooljaarvaste effecten"
         n = len(data)
-    return Estimate(ind.id, DID, method + ", clustergecorrigeerd", UNITS[ind.kind], est, low, high,
-                    p, n=n, n_clusters=n_clusters)
+    return Estimate(ind.id, DID, method + ", " + INFERENCE[ind.kind], UNITS[ind.kind], est, low,
+                    high, p, n=n, n_clusters=n_clusters)
 
 
 def school_year_panel(ind: Indicator, data: pd.DataFrame) -> pd.DataFrame:
@@ -178,9 +178,9 @@ EVENT_STUDY_UNITS = {"rate": "per 100 leerlingen", "proportion": "procentpunt",
 
 def event_study(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate | None:
     """Group-time effects (Callaway & Sant'Anna) against not-yet-started schools, aggregated to
-    one average effect; unbiased under staggered starts where two-way fixed effects is not."""
-    from evaluation.staggered import att_gt
-
+    one average effect; unbiased under staggered starts where two-way fixed effects is not. The
+    interval comes from leaving one school out at a time (CRV3, t with G-1 degrees of freedom):
+    att_gt's analytic errors have no small-sample correction."""
     if ind.kind == "duration" and bool((data["event"] == 0).any()):
         return None
     panel = school_year_panel(ind, data)
@@ -193,19 +193,12 @@ def event_study(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate 
     controls = panel.loc[panel["cohort"] == 0, "school_id"].nunique()
     if treated == 0 or controls == 0 or panel.groupby("school_id")["year"].nunique().min() < years:
         return None
-    res = att_gt(panel, unit="school_id", time="year", cohort="cohort", outcome="value",
-                 control="not_yet_treated", alpha=params.analysis.alpha)
-    s = res.simple
+    jack = staggered_crv3(panel, "school_id", "year", "cohort", "value",
+                          control="not_yet_treated", alpha=params.analysis.alpha)
     return Estimate(ind.id, EVENT_STUDY, "groep-tijdeffecten (Callaway & Sant'Anna), "
-                    "vergeleken met nog niet gestarte scholen", EVENT_STUDY_UNITS[ind.kind],
-                    float(s["att"]), float(s["ci_low"]), float(s["ci_high"]),
-                    float(s.get("p_value", _p_from_ci(s))),
+                    "vergeleken met nog niet gestarte scholen, cluster-jackknife over scholen "
+                    "(CRV3)", EVENT_STUDY_UNITS[ind.kind],
+                    jack["estimate"], jack["ci_low"], jack["ci_high"], jack["p_value"],
                     n=int(data["count"].sum()) if ind.kind == "rate" else int(len(data)),
                     n_clusters=int(panel["school_id"].nunique()))
 
-
-def _p_from_ci(s: dict) -> float:
-    from scipy import stats
-
-    se = float(s["se"])
-    return float(2 * stats.norm.sf(abs(float(s["att"]) / se))) if se > 0 else float("nan")
