@@ -83,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="json: one record per indicator and comparison; table: for reading")
     _add_common(est)
 
+    rob = sub.add_parser(
+        "robustness", help="re-estimate the primary indicators under reasonable alternatives",
+        description="Re-estimate every primary indicator under a declared set of alternatives "
+                    "(baseline window, comparison group, counting by school or residence, "
+                    "leaving out the first pilot year, leaving out one school at a time, "
+                    "estimator): one row per indicator and specification, with whether the "
+                    "conclusion holds.")
+    rob.add_argument("--region", required=True, help="region id, the name of its params file")
+    rob.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    rob.add_argument("--data", type=Path,
+                     help="folder with the CSV files (default: the synthetic data, in memory)")
+    rob.add_argument("--municipality", help="one municipality of the region (CBS code or name)")
+    rob.add_argument("--format", choices=["json", "table"], default="table")
+    _add_common(rob)
+
     did = sub.add_parser(
         "did", help="staggered difference-in-differences on a panel of your own",
         description="Group-time average treatment effects (Callaway & Sant'Anna, outcome "
@@ -252,6 +267,25 @@ def cmd_estimates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from evaluation.notebook import setup
+    from evaluation.robustness import robustness, robustness_summary
+
+    run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
+                str(args.params_dir), municipality=args.municipality or "")
+    table = robustness(run.data.tables, args.region, args.school_year, run.params_dir,
+                       tuple(args.overrides), run.params.municipality)
+    if args.format == "json":
+        records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(table.round(3).to_string(index=False))
+        print()
+        for row in robustness_summary(table).itertuples(index=False):
+            print(f"{row.indicator}: {row.sentence}")
+    return 0
+
+
 def cmd_did(args: argparse.Namespace) -> int:
     from evaluation.staggered import StaggeredInputError, did_from_csv
 
@@ -312,7 +346,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"audit": cmd_audit, "context": cmd_context, "import": cmd_import, "data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render,
-            "estimates": cmd_estimates, "did": cmd_did}
+            "estimates": cmd_estimates, "did": cmd_did, "robustness": cmd_robustness}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,3 +133,39 @@ def survival_curves(es, indicator_id: str) -> plt.Figure:
     decimal_comma(ax, 1)
     fig.tight_layout()
     return fig
+
+
+def specification_curves(robust: pd.DataFrame) -> plt.Figure:
+    """Per primary indicator, every specification's estimate and interval, sorted, with the main
+    analysis marked: does the conclusion hinge on one choice?"""
+    import numpy as np
+
+    from evaluation.registry import INDICATORS
+
+    house_style()
+    ids = list(dict.fromkeys(robust["indicator"]))
+    cols = 2
+    rows = int(np.ceil(len(ids) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.3 * rows), squeeze=False)
+    for ax, ind_id in zip(axes.flat, ids, strict=False):
+        g = robust[(robust["indicator"] == ind_id) & robust["estimate"].notna()]
+        g = g.sort_values("estimate").reset_index(drop=True)
+        x = np.arange(len(g))
+        main = (g["family"] == "hoofdanalyse").to_numpy()
+        err = np.vstack([g["estimate"] - g["ci_low"], g["ci_high"] - g["estimate"]])
+        ax.errorbar(x, g["estimate"], yerr=err, fmt="o", color=PALETTE[0], ecolor="0.6",
+                    markersize=3, linewidth=0.8)
+        ax.plot(x[main], g.loc[main, "estimate"], "D", color=PALETTE[3], markersize=6,
+                label="hoofdanalyse")
+        null = 1.0 if g["unit"].iloc[0] in ("rate ratio", "hazard ratio") else 0.0 \
+            if len(g) else 0.0
+        ax.axhline(null, color="0.3", linewidth=0.8, linestyle="--")
+        ax.set_title(INDICATORS[ind_id].label_nl, fontsize=9)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=8)
+        decimal_comma(ax, 2 if null == 1.0 else 1)
+    for ax in list(axes.flat)[len(ids):]:
+        ax.set_visible(False)
+    fig.supxlabel("Specificaties, gesorteerd naar schatting", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -427,3 +427,16 @@ def method_facts(es: EstimateSet) -> str:
         f"met voorzichtigheid te lezen. De tabel hierboven geeft per hoofdindicator het kleinste "
         f"effect dat met deze aantallen met 80% zekerheid wordt aangetoond."
     )
+
+
+def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
+    """Per primary indicator: in how many specifications the conclusion holds, in plain Dutch."""
+    from evaluation.robustness import robustness_summary
+
+    summary = robustness_summary(robust)
+    return pd.DataFrame({
+        "Indicator": summary["indicator"].map(lambda i: INDICATORS[i].label_nl),
+        "Specificaties": [f"{int(x)} van {int(y)}" for x, y in
+                          zip(summary["n_holds"], summary["n_specifications"], strict=True)],
+        "Conclusie": summary["sentence"],
+    })
