@@ -61,3 +61,37 @@ def test_render_names_a_missing_data_folder(tmp_path, capsys):
                  "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def _panel(tmp_path, rows, header="unit,year,cohort,y"):
+    path = tmp_path / "panel.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+GOOD = ["1,2001,0,1.0", "1,2002,0,1.5", "2,2001,2002,2.0", "2,2002,2002,3.1",
+        "3,2001,0,0.5", "3,2002,0,0.9"]
+
+
+@pytest.mark.parametrize("rows, column", [
+    ([r.replace(",y", "") for r in GOOD], "outcome"),                     # missing column (below)
+    (GOOD[:3] + ["2,2002,0,3.1"] + GOOD[4:], "cohort"),                  # cohort changes
+    ([r.rsplit(",", 1)[0] + ",abc" for r in GOOD], "y"),                  # non-numeric outcome
+    ([r.replace("2002", "2004") for r in GOOD], "year"),                  # (no gap: all moved)
+])
+def test_did_command_names_the_column_of_bad_input(tmp_path, capsys, rows, column):
+    if column == "outcome":
+        path = _panel(tmp_path, GOOD)
+        code = main(["did", "--panel", str(path), "--unit", "unit", "--time", "year",
+                     "--cohort", "cohort", "--outcome", "missing_col"])
+        assert code == 2 and "missing_col" in capsys.readouterr().err
+        return
+    if column == "year":
+        rows = GOOD + ["1,2004,0,1.2", "2,2004,2002,3.3", "3,2004,0,1.0"]  # a gap: 2003 absent
+    path = _panel(tmp_path, rows)
+    code = main(["did", "--panel", str(path), "--unit", "unit", "--time", "year",
+                 "--cohort", "cohort", "--outcome", "y"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert column in err
+    assert "Traceback" not in err
