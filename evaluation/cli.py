@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "data; the planted effects are in the params under synthetic.effects.")
     syn.add_argument("--out", type=Path, required=True, help="folder to write the CSV files to")
     syn.add_argument("--seed", type=int, help="random seed (default: synthetic.seed in params)")
+    syn.add_argument("--scale", help="national (about 1,000,000 pupils a school year in 42 "
+                     "regions) or a number of pupils per school year (at least 10000); default: "
+                     "the regions in params/")
+    syn.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                     help="file format of the tables (default: %(default)s)")
     _add_common(syn)
     truth = dsub.add_parser(
         "truth", help="print the effects planted in the synthetic data, as JSON",
@@ -185,9 +190,21 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     overrides = _synthetic_overrides(args)
     if args.data_command == "synthetic":
-        from evaluation.pipeline import write_synthetic
+        if args.scale:
+            from evaluation.national import write_national
 
-        written = write_synthetic(args.out, overrides, args.params_dir)
+            written = write_national(args.out, args.scale, args.format, overrides, args.params_dir)
+        elif args.format == "parquet":
+            from evaluation.national import write_parquet_tables
+            from evaluation.synthetic import generate
+
+            tables = generate(load_regions(args.params_dir),
+                              load_synthetic(overrides, args.params_dir))
+            written = write_parquet_tables(tables, args.out)
+        else:
+            from evaluation.pipeline import write_synthetic
+
+            written = write_synthetic(args.out, overrides, args.params_dir)
         print(f"wrote {len(written)} files to {args.out}")
         return 0
     from evaluation.synthetic import truth

@@ -1,0 +1,339 @@
+"""The national synthetic set and the estimates for every region: realistic regions, the same
+planted effects, and fast estimators that give what the region reports give.
+
+Everything runs on a small national set (20,000 pupils a year in the same 42 regions); the
+scaling to a million pupils is measured by benchmarks/national_benchmark.py, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from evaluation import comparisons
+from evaluation.datamodel import TABLES
+from evaluation.dataset import DataSetError
+from evaluation.design import analysis_years, school_design
+from evaluation.indicators import analysis_frame
+from evaluation.national import (
+    KEPT_REGIONS,
+    NATIONAL_ID,
+    NO_PILOT,
+    absorbed_did,
+    default_schools,
+    estimates_all_regions,
+    national_config,
+    national_frames,
+    national_region,
+    national_regions,
+    parse_scale,
+    read_parquet_tables,
+    region_design,
+    region_did,
+    region_funnel,
+    region_params,
+    write_national,
+    write_parquet_tables,
+)
+from evaluation.params import load_params, load_regions, load_synthetic
+from evaluation.registry import INDICATORS, PRIMARY
+from evaluation.statistics import poisson_effect
+from evaluation.survival import cox_effect
+from evaluation.synthetic import generate
+from evaluation.validation import as_text
+
+SCALE = 20_000
+SEED = 20130801
+YEAR = "2016-2017"
+
+
+@pytest.fixture(scope="module")
+def regions():
+    return national_regions(SEED, SCALE)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return national_config(load_synthetic())
+
+
+@pytest.fixture(scope="module")
+def tables(regions, config):
+    return generate(regions, config)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_params("lekstroom", YEAR)
+
+
+@pytest.fixture(scope="module")
+def frames(tables):
+    return national_frames(tables, list(PRIMARY))
+
+
+def _region_tables(tables: dict[str, pd.DataFrame], schools: set[str]) -> dict[str, pd.DataFrame]:
+    """The tables of one region only, as a regional data set would hold them."""
+    out = {}
+    for name, frame in tables.items():
+        out[name] = frame[frame["school_id"].isin(schools)] if "school_id" in frame else frame
+    ids = out["trajectories"]["trajectory_id"]
+    out["parent_involvement"] = tables["parent_involvement"][
+        tables["parent_involvement"]["trajectory_id"].isin(ids)]
+    return out
+
+
+def _pilot_region(regions):
+    """A generated region with pilot schools and never-treated schools of its own."""
+    return next(r for r in regions if r.id not in KEPT_REGIONS and r.pilot_schools
+                and any(s.pilot_start is None for s in r.schools))
+
+
+# --- the regions ----------------------------------------------------------------------------
+
+
+def test_regions_are_deterministic_for_a_seed(regions):
+    assert national_regions(SEED, SCALE) == regions
+    other = national_regions(SEED + 1, SCALE)
+    assert other != regions
+    assert [r.id for r in other] == [r.id for r in regions]
+
+
+def test_tables_are_deterministic_for_a_seed(regions, config, tables):
+    again = generate(regions, config)
+    for name in ("schools", "enrolments", "care_reports", "trajectories"):
+        pd.testing.assert_frame_equal(tables[name], again[name])
+
+
+def test_full_scale_counts_and_size_spread():
+    """42 regions, 340 municipalities, 2,000 schools and a million pupils, with regions as
+    unequal as Dutch youth-care regions (the largest many times the smallest)."""
+    full = national_regions(SEED)
+    assert len(full) == 42
+    assert sum(len(r.municipalities) for r in full) == 340
+    assert sum(len(r.schools) for r in full) == 2000 == default_schools(1_000_000)
+    pupils = np.array([r.pupils for r in full])
+    assert abs(pupils.sum() - 1_000_000) < 0.01 * 1_000_000
+    assert 5 <= pupils.max() / pupils.min() <= 40
+    assert np.percentile(pupils, 75) / np.percentile(pupils, 25) > 1.5
+    schools_per_region = [len(r.schools) for r in full]
+    assert min(schools_per_region) >= 4 and max(schools_per_region) > 100
+    ids = [s.id for r in full for s in r.schools]
+    assert len(set(ids)) == len(ids)
+    codes = [m.code for r in full for m in r.municipalities]
+    assert len(set(codes)) == len(codes)
+
+
+def test_fictional_codes_cannot_collide_with_cbs(regions):
+    for r in regions:
+        for m in r.municipalities:
+            if r.id in KEPT_REGIONS:
+                assert not m.code.startswith("GM9")
+            else:
+                assert re.fullmatch(r"GM9\d{3}", m.code), m.code
+                assert re.fullmatch(r"Gemeente \d{3}", m.name), m.name
+
+
+def test_small_scale_counts(regions, tables):
+    assert len(regions) == 42
+    assert sum(len(r.municipalities) for r in regions) == 340
+    assert tables["schools"]["region"].nunique() == 42
+    per_year = tables["enrolments"].groupby("school_year").size()
+    assert list(per_year.index) == ["2012-2013", "2013-2014", "2014-2015", "2015-2016", YEAR]
+    assert ((per_year - SCALE).abs() < 0.15 * SCALE).all(), per_year
+
+
+def test_lekstroom_and_zuid_kennemerland_as_in_params(regions, tables):
+    params = {r.id: r for r in load_regions()}
+    national = {r.id: r for r in regions}
+    for rid in KEPT_REGIONS:
+        assert national[rid].municipalities == params[rid].municipalities
+        assert national[rid].schools == params[rid].schools
+        assert national[rid].comparison_schools == params[rid].comparison_schools
+    lek = {"GM0321", "GM0353", "GM0331", "GM0356", "GM0620"}
+    schools = tables["schools"]
+    assert set(schools.loc[schools["region"] == "lekstroom", "municipality_code"]) == lek
+    assert lek <= set(tables["enrolments"]["residence_municipality_code"].unique())
+
+
+def test_pilots_start_in_different_years_and_some_never(regions, config):
+    y0, y1 = int(config.first_school_year[:4]), int(config.last_school_year[:4])
+    first = [min((s.pilot_start.year for s in r.pilot_schools), default=None) for r in regions]
+    assert len({f for f in first if f is not None}) >= 3
+    assert 3 <= sum(f is None for f in first) <= 20
+    by_id = {s.id: s for r in regions for s in r.schools}
+    all_in = [r for r in regions if r.pilot_schools and all(s.pilot_start for s in r.schools)]
+    assert all_in, "some regions have every school in the pilot"
+    for r in regions:
+        for s in r.pilot_schools:
+            assert (s.pilot_start.month, s.pilot_start.day) == (8, 1)
+            assert y0 < s.pilot_start.year <= y1
+        if r in all_in and r.id not in KEPT_REGIONS:
+            assert len(r.comparison_schools) >= 20
+            assert all(by_id[s].pilot_start is None for s in r.comparison_schools)
+
+
+# --- the analysis frames, nationally and per region -----------------------------------------
+
+
+def test_indicators_identical_whole_and_per_region(regions, tables, frames):
+    for region in (next(r for r in regions if r.id == "lekstroom"), _pilot_region(regions)):
+        schools = {s.id for s in region.schools}
+        own = _region_tables(tables, schools)
+        for ind in PRIMARY:
+            whole = frames[ind]
+            whole = whole[whole["school_id"].isin(schools)].reset_index(drop=True)
+            alone = analysis_frame(ind, own).reset_index(drop=True)
+            pd.testing.assert_frame_equal(whole, alone, check_like=False, obj=f"{region.id} {ind}")
+
+
+def test_lean_enrolments_change_no_frame(tables, frames):
+    for ind in ("days_to_consent", "double_intake_share", "school_satisfaction"):
+        pd.testing.assert_frame_equal(frames[ind], analysis_frame(ind, tables))
+
+
+def test_region_design_matches_design_module():
+    by_id = {s.id: s for r in load_regions() for s in r.schools}
+    for year in ("2013-2014", "2016-2017"):
+        params = load_params("lekstroom", year)
+        pd.testing.assert_frame_equal(region_design(params.region, year, by_id),
+                                      school_design(params))
+
+
+# --- the estimators -------------------------------------------------------------------------
+
+
+def _did_data(region, regions, frames, template, ind):
+    by_id = {s.id: s for r in regions for s in r.schools}
+    design = region_design(region, YEAR, by_id)
+    params = region_params(template, region, YEAR)
+    frame = frames[ind]
+    data = comparisons.with_design(frame[frame["school_id"].isin(design["school_id"])], design,
+                                   params, analysis_years(params, design))
+    return data, params
+
+
+def test_region_estimates_equal_the_report_methods(regions, frames, template):
+    """The fast jackknife, wild bootstrap and Cox model give what the region report gives."""
+    region = max((r for r in regions if r.pilot_schools), key=lambda r: len(r.schools))
+    for ind_id in PRIMARY:
+        data, params = _did_data(region, regions, frames, template, ind_id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = comparisons.difference_in_differences(INDICATORS[ind_id], data, params)
+        fast = region_did(INDICATORS[ind_id], data, params)
+        assert fast.method == report.method
+        np.testing.assert_allclose([fast.estimate, fast.ci_low, fast.ci_high, fast.p_value],
+                                   [report.estimate, report.ci_low, report.ci_high,
+                                    report.p_value], rtol=1e-6, atol=1e-9, err_msg=ind_id)
+        assert (fast.n, fast.n_clusters) == (report.n, report.n_clusters)
+
+
+def test_absorbed_national_estimators_equal_dummy_models(regions, frames, template):
+    """Absorbing the school effects changes nothing: same estimate and clustered interval as
+    the models with a dummy per school (statsmodels), on a pool of a few regions."""
+    pool = national_region([r for r in regions if r.pilot_schools][:6])
+    for ind_id in ("care_reports_per_100", "double_intake_share", "school_satisfaction",
+                   "days_signal_to_help"):
+        ind = INDICATORS[ind_id]
+        data, params = _did_data(pool, regions, frames, template, ind_id)
+        fast = absorbed_did(ind, data, params)
+        if ind.kind == "rate":
+            agg = (data.groupby(["school_id", "school_year"], observed=True)
+                   .agg(count=("count", "sum"), exposure=("exposure", "sum"),
+                        treated=("treated", "max")).reset_index())
+            ref = poisson_effect(agg, "treated", ["school_id", "school_year"], "school_id")
+        elif ind.kind == "duration":
+            ref = cox_effect(data, "treated", fixed_effects=["school_year"], strata="school_id",
+                             cluster="school_id")
+        else:
+            col, scale = ("success", 100) if ind.kind == "proportion" else ("score", 1)
+            dummies = [pd.get_dummies(data[c].astype("string"), prefix=c, drop_first=True,
+                                      dtype=float) for c in ("school_id", "school_year")]
+            X = sm.add_constant(pd.concat([data["treated"].astype(float).rename("effect"),
+                                           *dummies], axis=1))
+            fit = sm.OLS(data[col].astype(float), X).fit(
+                cov_type="cluster", cov_kwds={"groups": pd.factorize(data["school_id"])[0]})
+            low, high = fit.conf_int().loc["effect"]
+            ref = (scale * fit.params["effect"], scale * low, scale * high,
+                   fit.pvalues["effect"])
+        np.testing.assert_allclose([fast.estimate, fast.ci_low, fast.ci_high], ref[:3],
+                                   rtol=1e-6, err_msg=ind_id)
+        np.testing.assert_allclose(fast.p_value, ref[3], rtol=1e-5, atol=1e-12, err_msg=ind_id)
+
+
+def test_planted_care_report_effect_recovered_across_regions(regions, tables, template):
+    timings: dict[str, float] = {}
+    out = estimates_all_regions(tables, regions, template, indicators=["care_reports_per_100"],
+                                timings=timings)
+    assert len(out) == len(regions) + 1
+    assert set(timings) == {"frames", "models"}
+    nat = out[out["region"] == NATIONAL_ID].iloc[0]
+    assert 0.15 <= nat["estimate"] <= 0.27, nat["estimate"]
+    assert nat["ci_low"] < 0.2 < nat["ci_high"]
+    assert nat["n_pilot_schools"] > 50 and nat["n_comparison_schools"] > 50
+    regional = out[(out["level"] == "regio") & out["estimate"].notna()]
+    assert len(regional) >= 20
+    assert 0.12 <= regional["estimate"].median() <= 0.3
+    never = out[out["note"] == NO_PILOT]
+    assert len(never) == sum(not r.pilot_schools for r in regions)
+    assert never["estimate"].isna().all()
+    assert out["comparison"].eq(comparisons.DID).all()
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def test_parquet_round_trip(regions, tables, tmp_path):
+    lekstroom = next(r for r in regions if r.id == "lekstroom")
+    tables = {name: frame.reset_index(drop=True) for name, frame in  # small: text is slow
+              _region_tables(tables, {s.id for s in lekstroom.schools}).items()}
+    written = write_parquet_tables(tables, tmp_path)
+    assert {p.name for p in written} >= {f"{t}.parquet" for t in TABLES}
+    back = read_parquet_tables(tmp_path)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(back[name], tables[name], obj=name)
+    text, expected = read_parquet_tables(tmp_path, text=True), as_text(tables)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(text[name], expected[name], obj=name)
+    (tmp_path / "referrals.parquet").unlink()
+    with pytest.raises(DataSetError, match="referrals.parquet"):
+        read_parquet_tables(tmp_path)
+
+
+def test_write_national_with_truth_and_params(tmp_path):
+    written = write_national(tmp_path, 10_000, "parquet")
+    assert (tmp_path / "enrolments.parquet") in written
+    truth = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
+    assert truth["effects"]["care_report_rate_ratio"]["value"] == 0.2
+    assert len(truth["national"]["regions"]) == 42
+    assert truth["school_years"][0] == "2012-2013" and len(truth["school_years"]) == 5
+    loaded = load_regions(tmp_path / "params")
+    assert loaded == national_regions(SEED, 10_000)
+    params = load_params("lekstroom", YEAR, params_dir=tmp_path / "params")
+    assert params.synthetic.first_school_year == "2012-2013"
+    assert read_parquet_tables(tmp_path)["schools"]["region"].nunique() == 42
+
+
+def test_parse_scale():
+    assert parse_scale("national") == 1_000_000
+    assert parse_scale("20000") == parse_scale("20_000") == 20_000
+    for bad in ("many", "500"):
+        with pytest.raises(ValueError, match="--scale"):
+            parse_scale(bad)
+
+
+def test_region_funnel(regions, tables):
+    frame = region_funnel(tables, regions, school_year="2012-2013")
+    assert len(frame) == 42 and "Lekstroom" in set(frame["label"])
+    assert 5 < frame.attrs["national_rate"] < 12  # per 100 pupils, before most pilots
+    shares = region_funnel(tables, regions, "school_informed_share")
+    assert shares.attrs["kind"] == "binomial" and (shares["rate"] <= 100).all()
+    with pytest.raises(ValueError, match="rate or a share"):
+        region_funnel(tables, regions, "days_to_consent")
