@@ -219,5 +219,14 @@ def render_report(
                         out_dir=build / "_render", prefer=renderer)
     except RenderError as exc:
         raise PipelineError(f"rendering failed: {exc}") from None
+    # Nothing personal and no small cell may leave the build folder: audit before publishing.
+    from evaluation.audit import audit
+
+    findings = audit(build / "_render", data_dir=data_dir, min_count=params.disclosure.min_count,
+                     files=list(result.outputs.values()))
+    if findings:
+        listed = "\n".join(f"  {f.file}: {f.location}: {f.kind}: {f.snippet}" for f in findings[:20])
+        raise PipelineError(f"the output audit found {len(findings)} problem(s); the report was "
+                            f"not published:\n{listed}")
     placed = publish(result.outputs, report_dir(output_root, params))
     return ReportResult(region, school_year, result.renderer, placed, executed, rejected)
