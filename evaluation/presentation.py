@@ -422,10 +422,13 @@ def method_facts(es: EstimateSet) -> str:
         f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen. "
         f"De {len(PRIMARY)} hoofdindicatoren vormen per vergelijking één familie; hun p-waarden "
         f"zijn gecorrigeerd volgens {method} bij een significantieniveau van "
-        f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn "
-        f"clustergecorrigeerde standaardfouten mogelijk wat te klein; intervallen zijn daarom "
-        f"met voorzichtigheid te lezen. De tabel hierboven geeft per hoofdindicator het kleinste "
-        f"effect dat met deze aantallen met 80% zekerheid wordt aangetoond."
+        f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn gewone "
+        f"clustergecorrigeerde standaardfouten te klein; daarom komen de intervallen voor aantallen "
+        f"en voor de gespreide-startschatting uit een cluster-jackknife over scholen (CRV3) en die "
+        f"voor aandelen en tevredenheid uit een wild cluster bootstrap (Webb-gewichten, 999 "
+        f"trekkingen, vaste startwaarde). Voor duren (Cox-regressie) zijn de standaardfouten "
+        f"clustergecorrigeerd. De tabel hierboven geeft per hoofdindicator het kleinste effect dat "
+        f"met deze aantallen met 80% zekerheid wordt aangetoond."
     )
 
 
