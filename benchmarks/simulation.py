@@ -77,6 +77,7 @@ from statsmodels.stats.proportion import proportion_confint
 from evaluation import comparisons, synthetic
 from evaluation.estimates import EstimateSet, estimate_all
 from evaluation.params import Params, Region, Synthetic, load_params, load_regions, load_synthetic
+from evaluation.provenance import git_commit
 from evaluation.registry import PRIMARY
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -492,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     config = load_synthetic()
     print(f"region {args.region}, school year {args.school_year}, {jobs} processes, "
-          f"seeds from {args.first_seed}")
+          f"seeds from {args.first_seed}, code {git_commit()}")
     if args.school_year == config.last_school_year:
         print("note: the report year is the last synthetic year; truths for waiting times and "
               "referrals are approximate there (help starting after extraction is left out)")
