@@ -443,3 +443,29 @@ def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
                           zip(summary["n_holds"], summary["n_specifications"], strict=True)],
         "Conclusie": summary["sentence"],
     })
+
+
+def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir) -> pd.DataFrame:
+    """Per primary indicator: the joint test of the pre-period effects (bootstrap p) and the
+    breakdown value M̄: how many times the largest pre-period change the bias after the start
+    may be before the conclusion no longer holds."""
+    from evaluation.robustness import parallel_trends
+
+    rows = []
+    for ind_id in PRIMARY:
+        label = INDICATORS[ind_id].label_nl
+        try:
+            r = parallel_trends(tables, params, params_dir, ind_id)
+        except ValueError:
+            rows.append({"Indicator": label, "Toets vóórperiode (p)": "–",
+                         "Breekpunt M̄": "–", "Opmerking": "niet van toepassing (lopende duren)"})
+            continue
+        p = r["wald_p_bootstrap"]
+        rows.append({
+            "Indicator": label,
+            "Toets vóórperiode (p)": f.p_value(p),
+            "Breekpunt M̄": f.number(r["breakdown_mbar"], 1),
+            "Opmerking": ("aanwijzing voor ongelijke trends vóór de start" if p < params.analysis.alpha
+                          else "geen aanwijzing voor ongelijke trends"),
+        })
+    return pd.DataFrame(rows)
