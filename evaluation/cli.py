@@ -21,6 +21,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="folder with defaults.yml and one YAML file per region (default: %(default)s)")
 
 
+def _add_run(p: argparse.ArgumentParser, data: bool = True) -> None:
+    """The arguments that name one run: region, school year and, optionally, data and unit."""
+    p.add_argument("--region", required=True, help="region id, the name of its params file")
+    p.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    if data:
+        p.add_argument("--data", type=Path,
+                       help="folder with the CSV files (default: the synthetic data)")
+        p.add_argument("--municipality",
+                       help="one municipality of the region (CBS code or name); pupils are counted "
+                            "by school location or residence as analysis.count_by says")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluation",
@@ -66,8 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "params", help="print the merged, validated parameters of a run",
         description="Merge defaults.yml, the region's file and --set overrides, validate them and "
                     "print the result as YAML.")
-    par.add_argument("--region", required=True, help="region id, the name of its params file")
-    par.add_argument("--school-year", required=True, help="school year, as 2014-2015")
+    _add_run(par, data=False)
     _add_common(par)
 
     est = sub.add_parser(
@@ -76,11 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(before/after, difference-in-differences, event study, interrupted time "
                     "series): estimate, interval, p-value and the p-value adjusted across the "
                     "primary indicators. These are the figures the whitepaper shows.")
-    est.add_argument("--region", required=True, help="region id, the name of its params file")
-    est.add_argument("--school-year", required=True, help="school year, as 2014-2015")
-    est.add_argument("--data", type=Path,
-                     help="folder with the CSV files (default: the synthetic data, in memory)")
-    est.add_argument("--municipality", help="one municipality of the region (CBS code or name)")
+    _add_run(est)
     est.add_argument("--costs", action="store_true",
                      help="also compute costs and savings from the cost params (json: an object "
                           "with 'estimates' and 'costs')")
@@ -95,11 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "leaving out the first pilot year, leaving out one school at a time, "
                     "estimator): one row per indicator and specification, with whether the "
                     "conclusion holds.")
-    rob.add_argument("--region", required=True, help="region id, the name of its params file")
-    rob.add_argument("--school-year", required=True, help="school year, as 2014-2015")
-    rob.add_argument("--data", type=Path,
-                     help="folder with the CSV files (default: the synthetic data, in memory)")
-    rob.add_argument("--municipality", help="one municipality of the region (CBS code or name)")
+    _add_run(rob)
     rob.add_argument("--format", choices=["json", "table"], default="table")
     _add_common(rob)
 
@@ -163,13 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "year and render the whitepaper as HTML and PDF into "
                     "_output/<region>/<school-year>/. Uses Quarto when it is installed, "
                     "otherwise the built-in renderer (pandoc + Typst).")
-    ren.add_argument("--region", required=True, help="region id, the name of its params file")
-    ren.add_argument("--school-year", required=True, help="school year, as 2014-2015")
-    ren.add_argument("--data", type=Path,
-                     help="folder with the CSV files (default: generate the synthetic data)")
-    ren.add_argument("--municipality",
-                     help="report on one municipality of the region (CBS code or name); pupils "
-                          "are counted by school location or residence as analysis.count_by says")
+    _add_run(ren)
     ren.add_argument("--format", choices=["html", "pdf"], action="append", dest="formats",
                      help="render only this format (repeatable; default: params report.formats)")
     ren.add_argument("--output", type=Path, default=Path("_output"),
