@@ -161,12 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", type=Path, required=True, help="folder for the project's tables")
 
     ren = sub.add_parser(
-        "render", help="render the whitepaper of a region and school year",
-        description="Execute the analysis notebooks with papermill for one region and school "
-                    "year and render the whitepaper as HTML and PDF into "
-                    "_output/<region>/<school-year>/. Uses Quarto when it is installed, "
-                    "otherwise the built-in renderer (pandoc + Typst).")
-    _add_run(ren)
+        "render", help="render whitepapers: one (--region, --school-year) or all (--all)",
+        description="Execute the analysis notebooks for a region (or one of its municipalities) "
+                    "and school year and render the whitepaper as HTML and PDF, with its tables "
+                    "as an Excel workbook, into _output/<region>/[<municipality>/]<school-year>/. "
+                    "With --all: every report params/ declares (per region and municipality, "
+                    "per school year from the first pilot year), in parallel, re-rendering only "
+                    "reports whose inputs changed, plus the site index _output/index.html. "
+                    "Uses Quarto when it is installed, otherwise the built-in renderer "
+                    "(pandoc + Typst).")
+    ren.add_argument("--all", action="store_true", dest="all_",
+                     help="every report params/ declares (narrow with --region / --school-year)")
+    ren.add_argument("--region", help="region id, the name of its params file")
+    ren.add_argument("--school-year", help="school year, as 2014-2015")
+    ren.add_argument("--data", type=Path,
+                     help="folder with the data tables (default: the synthetic data)")
+    ren.add_argument("--municipality",
+                     help="one municipality of the region (CBS code or name); pupils are counted "
+                          "by school location or residence as analysis.count_by says")
+    ren.add_argument("--executor", choices=["local", "serial", "dask"], default="local",
+                     help="with --all: local worker processes, serial, or a Dask cluster "
+                          "(default: %(default)s)")
+    ren.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --executor dask: the scheduler address, as tcp://host:8786")
+    ren.add_argument("--workers", type=int,
+                     help="with --all --executor local: worker processes (default: one per core)")
+    ren.add_argument("--force", action="store_true",
+                     help="with --all: re-render reports even when nothing they depend on changed")
+    ren.add_argument("--build-dir", type=Path, default=Path("_build"),
+                     help="folder for build directories and the cache (default: %(default)s)")
     ren.add_argument("--format", choices=["html", "pdf"], action="append", dest="formats",
                      help="render only this format (repeatable; default: params report.formats)")
     ren.add_argument("--output", type=Path, default=Path("_output"),
@@ -243,15 +266,34 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from evaluation.pipeline import render_report
+    from evaluation.pipeline import PipelineError, render_report
 
+    if args.all_:
+        from evaluation.batch import render_all_command
+
+        if args.municipality:
+            raise PipelineError("render --all makes every municipality report already; "
+                                "--municipality names one report (leave out --all)")
+        return render_all_command(args.region, args.school_year, True, args.formats,
+                                  args.executor, args.scheduler, args.workers, args.data,
+                                  args.overrides, args.output, args.params_dir, args.renderer,
+                                  args.build_dir, args.force)
+    missing = [flag for flag, value in (("--region", args.region),
+                                        ("--school-year", args.school_year)) if not value]
+    if missing:
+        raise PipelineError(f"render needs {' and '.join(missing)} for one report, or --all "
+                            "for every report params/ declares")
     result = render_report(args.region, args.school_year, data_dir=args.data,
                            overrides=args.overrides, formats=args.formats,
                            output_root=args.output, params_dir=args.params_dir,
-                           renderer=args.renderer, municipality=args.municipality)
+                           renderer=args.renderer, municipality=args.municipality,
+                           build_root=args.build_dir)
     print(f"renderer: {result.renderer}")
     for fmt, path in result.outputs.items():
         print(f"{fmt}: {path}")
+    from evaluation.site import write_index
+
+    print(f"site index: {write_index(args.output)}")
     return 0
 
 

@@ -1,20 +1,33 @@
 """The pipeline of one report: validate params -> validate data -> execute notebooks -> render.
 
-Each report is built in its own directory (`_build/<region>/<school-year>/`) that mirrors the
-repository layout (`_quarto.yml`, `reports/`, `notebooks/`), so that parallel renders never share
-files; only finished outputs are moved into `_output/`, by an atomic rename, so a failed render
-never replaces the last good report.
+Each report is built in its own directory (`_build/<region>/[<municipality>/]<school-year>/`) that
+mirrors the repository layout (`_quarto.yml`, `reports/`, `notebooks/`), so that parallel renders
+never share files (Quarto races on shared files such as site_libs and `<doc>_files`); only
+finished outputs are moved into `_output/`, by an atomic rename, so a failed render never
+replaces the last good report.
+
+Notebooks run in one reused IPython kernel (`KernelSession`) rather than a fresh kernel per
+notebook as papermill would: starting a kernel and importing pandas, statsmodels and matplotlib
+costs seconds that are the same for every notebook. The kernel is warmed once (the package
+imported, the validated data and the report's estimate frames memoised, `warm_kernel`) and its
+namespace is reset before each notebook, so that a notebook never sees another's variables.
+`evaluation.batch` keeps one such kernel per worker for many reports.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import json
 import os
 import re
 import shutil
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +40,9 @@ NOTEBOOKS_DIR = REPO / "notebooks"
 REPORTS_DIR = REPO / "reports"
 QUARTO_FILE = REPO / "_quarto.yml"
 DOCUMENT = "whitepaper"
+OUTPUT_NAMES = {"html": f"{DOCUMENT}.html", "pdf": f"{DOCUMENT}.pdf", "xlsx": f"{DOCUMENT}.xlsx"}
+TABLE_ORDER_FILE = "_order.json"  # in the tables dir: table names in the order the report shows
+CELL_TIMEOUT = 1800  # seconds; a cell that runs longer is stuck, not slow
 
 MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
           "september", "oktober", "november", "december")
@@ -46,21 +62,48 @@ class ReportResult:
     rejected_rows: int = 0
 
 
+@dataclass(frozen=True)
+class Sources:
+    """The project files a report is made from. Tests and benchmarks point these at a copy (a
+    notebook made to fail, say) without touching the repository."""
+
+    quarto_file: Path = QUARTO_FILE
+    reports_dir: Path = REPORTS_DIR
+    notebooks_dir: Path = NOTEBOOKS_DIR
+
+    def notebooks(self) -> list[Path]:
+        return sorted(self.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+
+    def files(self) -> list[Path]:
+        """Every file whose change changes a report (for the batch's cache)."""
+        reports = [p for p in self.reports_dir.rglob("*") if p.is_file()
+                   and p.name != "_metadata.yml" and not p.name.endswith((".html", ".pdf"))
+                   and not any(part.endswith("_files") for part in p.parts)]
+        return [self.quarto_file, *sorted(reports), *self.notebooks()]
+
+
+DEFAULT_SOURCES = Sources()
+
+
 def dutch_date(day: dt.date) -> str:
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def unit_slug(params: Params) -> str | None:
     """Folder name of a municipality report (None for the region's own report)."""
     name = params.municipality_name
-    return None if name is None else re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return None if name is None else slug(name)
 
 
 def report_dir(root: Path, params: Params) -> Path:
     """`<root>/<region>/[<municipality>/]<school-year>`: the same layout for builds and outputs."""
-    slug = unit_slug(params)
+    unit = unit_slug(params)
     base = root / params.region.id
-    return (base / slug if slug else base) / params.school_year
+    return (base / unit if unit else base) / params.school_year
 
 
 def report_metadata(params: Params, today: dt.date | None = None) -> dict:
@@ -90,7 +133,7 @@ def report_metadata(params: Params, today: dt.date | None = None) -> dict:
 
 
 def notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+    return DEFAULT_SOURCES.notebooks()
 
 
 def write_synthetic(out_dir: Path, overrides: Sequence[str] = (),
@@ -102,13 +145,193 @@ def write_synthetic(out_dir: Path, overrides: Sequence[str] = (),
     return write_tables(tables, out_dir)
 
 
-def prepare_build_dir(build: Path, params: Params) -> None:
+# --- memoised inputs -------------------------------------------------------------------------
+# A worker (and its kernel) makes many reports from the same data files: read and validate them
+# once. The key is the files' names, sizes and modification times, so a changed file is re-read;
+# a copy is handed out so that no caller can change what the next one gets.
+
+_MEMO: OrderedDict[tuple, Any] = OrderedDict()
+_MEMO_SIZE = 4
+
+
+def _memo(key: tuple, make: Callable[[], Any]) -> Any:
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+    else:
+        _MEMO[key] = make()
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return _MEMO[key]
+
+
+def _dir_signature(data_dir: Path) -> tuple:
+    data_dir = Path(data_dir).resolve()
+    files = sorted(p for p in data_dir.iterdir() if p.is_file()) if data_dir.is_dir() else []
+    return (str(data_dir), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+def cached_validate_dir(data_dir: Path):
+    """`validation.validate_dir`, read once per process for unchanged files (a deep copy)."""
+    from evaluation.validation import validate_dir
+
+    result = _memo(("validate", *_dir_signature(data_dir)), lambda: validate_dir(Path(data_dir)))
+    return copy.deepcopy(result)
+
+
+def warm_kernel() -> None:
+    """Run once in a fresh kernel: import the package and memoise reading the data and rebuilding
+    the report's estimate frames, which every notebook of a report repeats (seconds each).
+
+    The memoised functions return copies and key on file metadata and the params, so a notebook
+    sees exactly what it would have computed itself."""
+    import importlib
+    import pkgutil
+
+    import matplotlib.pyplot  # noqa: F401  (the slowest import of the notebooks)
+
+    import evaluation
+    import evaluation.estimates as estimates
+    import evaluation.notebook as notebook
+
+    skip = {"cli", "__main__", "batch", "site", "excel", "pipeline"}
+    for module in pkgutil.iter_modules(evaluation.__path__):
+        if module.name not in skip:
+            try:
+                importlib.import_module(f"evaluation.{module.name}")
+            except Exception:  # noqa: BLE001  a broken module fails in the notebook that uses it
+                pass
+
+    notebook.validate_dir = cached_validate_dir
+    original = estimates.load_estimates
+
+    def load_estimates(path, tables, params, params_dir=DEFAULT_PARAMS_DIR):
+        stat = Path(path).stat()
+        key = ("estimates", str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns,
+               params.model_dump_json(), str(params_dir))
+        es = _memo(key, lambda: original(path, tables, params, params_dir))
+        return replace(es, table=es.table.copy(), design=es.design.copy(), years=list(es.years),
+                       data={k: v.copy() for k, v in es.data.items()})
+
+    estimates.load_estimates = load_estimates
+
+
+# --- executing notebooks ---------------------------------------------------------------------
+
+class KernelSession:
+    """One IPython kernel that executes notebook after notebook.
+
+    Papermill starts a kernel per notebook; here the kernel is started (and warmed) once and its
+    namespace reset before each notebook. Parameters are injected as papermill does
+    (`parameterize_notebook`: an `injected-parameters` cell after the `parameters` cell), so the
+    executed notebooks look the same to the renderer and to readers.
+    """
+
+    def __init__(self, kernel_name: str = "python3", warm: bool = True,
+                 log_file: Path | None = None, timeout: int = CELL_TIMEOUT) -> None:
+        self.kernel_name, self.warm, self.log_file, self.timeout = (kernel_name, warm, log_file,
+                                                                    timeout)
+        self._km = None
+        self._client = None
+        self._log = None
+
+    def __enter__(self) -> KernelSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+        from nbclient import NotebookClient
+        from nbclient.util import run_sync
+        from nbformat.v4 import new_notebook
+
+        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        extra = {}
+        if self.log_file is not None:  # the kernel's own chatter, out of the progress display
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_file, "ab")  # noqa: SIM115  closed in close()
+            extra = {"stdout": self._log, "stderr": self._log}
+        # In-memory history: parallel kernels must not share (and lock) one SQLite file.
+        run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                                  **extra)
+        self._km = km
+        client = NotebookClient(new_notebook(), km=km, kernel_name=self.kernel_name,
+                                timeout=self.timeout, startup_timeout=120)
+        client.start_new_kernel_client()
+        self._client = client
+        if self.warm:
+            self._hidden("from evaluation.pipeline import warm_kernel as _w; _w(); del _w")
+
+    def _hidden(self, code: str) -> None:
+        """Run code in the kernel without recording it in any notebook."""
+        from nbclient.util import run_sync
+
+        reply = run_sync(self._client.kc.execute_interactive)(
+            code, silent=True, store_history=False, allow_stdin=False, timeout=self.timeout,
+            output_hook=lambda _msg: None)
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise PipelineError(f"the kernel could not run its set-up code: "
+                                f"{content.get('ename')}: {content.get('evalue')}")
+
+    def execute(self, source: Path, target: Path, parameters: dict[str, Any], cwd: Path) -> Path:
+        """Execute `source` with `parameters` in `cwd`, write it to `target`; on a failing cell
+        the notebook with the error is still written, and PipelineError names the cell."""
+        import nbformat
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+        from papermill.iorw import load_notebook_node
+        from papermill.parameterize import parameterize_notebook
+
+        nb = parameterize_notebook(load_notebook_node(str(source)), parameters,
+                                   kernel_name=self.kernel_name, language="python")
+        if self._client is None:
+            self._start()
+        self._hidden("get_ipython().reset(new_session=True)\n"
+                     "import os as _os, matplotlib.pyplot as _plt\n"
+                     f"_os.chdir({str(cwd)!r}); _plt.close('all'); del _os, _plt")
+        self._client.nb = nb
+        try:
+            self._client.execute()
+        except CellExecutionError as exc:
+            nbformat.write(nb, target)
+            cell = next((c for c in nb.cells if any(o.get("output_type") == "error"
+                                                    for o in c.get("outputs", []))), None)
+            count = cell.get("execution_count") if cell is not None else "?"
+            raise PipelineError(
+                f"notebook {source.name} failed in cell {count} ({exc.ename}: {exc.evalue}); "
+                f"the executed notebook with the error is {target}") from None
+        except (DeadKernelError, CellTimeoutError, RuntimeError) as exc:
+            nbformat.write(nb, target)
+            self.close()  # the next notebook gets a fresh kernel
+            raise PipelineError(f"notebook {source.name}: the kernel died or a cell ran longer "
+                                f"than {self.timeout} s ({type(exc).__name__}: {exc}); the "
+                                f"executed part is in {target}") from None
+        nbformat.write(nb, target)
+        return target
+
+    def close(self) -> None:
+        from nbclient.util import run_sync
+
+        if self._client is not None and self._client.kc is not None:
+            self._client.kc.stop_channels()
+        if self._km is not None:
+            try:
+                run_sync(self._km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001  already gone
+                pass
+        if self._log is not None:
+            self._log.close()
+        self._km = self._client = self._log = None
+
+
+def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES) -> None:
     """A fresh copy of the project files the renderer reads, plus this run's metadata."""
     if build.exists():
         shutil.rmtree(build)
     (build / "notebooks").mkdir(parents=True)
-    shutil.copy2(QUARTO_FILE, build / "_quarto.yml")
-    shutil.copytree(REPORTS_DIR, build / "reports",
+    shutil.copy2(sources.quarto_file, build / "_quarto.yml")
+    shutil.copytree(sources.reports_dir, build / "reports",
                     ignore=shutil.ignore_patterns("_metadata.yml", "*_files", "*.html", "*.pdf"))
     meta = report_metadata(params)
     (build / "reports" / "_metadata.yml").write_text(
@@ -127,48 +350,117 @@ def compute_estimates(build: Path, params: Params, tables: dict, params_dir: Pat
 
 def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Sequence[str],
                       params_dir: Path, log: Callable[[str], None],
-                      estimates_file: Path | None = None) -> list[Path]:
-    import papermill as pm
-
+                      estimates_file: Path | None = None, session: KernelSession | None = None,
+                      sources: Sources = DEFAULT_SOURCES) -> list[Path]:
+    """Execute every notebook of the report in `session` (or in a kernel of its own), in order;
+    also record the order of the tables they keep for the Excel workbook."""
+    if session is None:
+        with KernelSession(log_file=build / "kernel.log") as own:
+            return execute_notebooks(build, params, data_dir, overrides, params_dir, log,
+                                     estimates_file, own, sources)
+    tables_dir = build / "tables"
+    order: list[str] = []
     done = []
-    for source in notebooks():
-        target = build / "notebooks" / source.name
+    for source in sources.notebooks():
         log(f"  notebook {source.name}")
-        try:
-            pm.execute_notebook(
-                str(source), str(target),
-                parameters={
-                    "region": params.region.id,
-                    "school_year": params.school_year,
-                    "data_dir": str(data_dir.resolve()),
-                    "overrides": list(overrides),
-                    "params_dir": str(params_dir.resolve()),
-                    "estimates_file": str(estimates_file) if estimates_file else "",
-                    "municipality": params.municipality or "",
-                    "tables_dir": str(build / "tables"),
-                },
-                kernel_name="python3", cwd=str(build / "notebooks"), progress_bar=False,
-            )
-        except pm.PapermillExecutionError as exc:
-            raise PipelineError(
-                f"notebook {source.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
-                f"the executed notebook with the error is {target}"
-            ) from None
+        target = build / "notebooks" / source.name
+        session.execute(source, target, {
+            "region": params.region.id,
+            "school_year": params.school_year,
+            "data_dir": str(Path(data_dir).resolve()),
+            "overrides": list(overrides),
+            "params_dir": str(Path(params_dir).resolve()),
+            "estimates_file": str(estimates_file) if estimates_file else "",
+            "municipality": params.municipality or "",
+            "tables_dir": str(tables_dir),
+        }, cwd=build / "notebooks")
+        new = [p for p in tables_dir.glob("*.json") if p.stem not in order
+               and p.name != TABLE_ORDER_FILE] if tables_dir.is_dir() else []
+        order += [p.stem for p in sorted(new, key=lambda p: (p.stat().st_mtime_ns, p.name))]
         done.append(target)
+    if order:
+        (tables_dir / TABLE_ORDER_FILE).write_text(json.dumps(order), encoding="utf-8")
     return done
 
 
+@dataclass
+class BuiltReport:
+    """A report finished in its build dir, not yet published."""
+
+    params: Params
+    build: Path
+    renderer: str
+    outputs: dict[str, Path]  # "html" / "pdf" / "xlsx" -> file in the build dir
+    notebooks: list[Path]
+
+
+def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequence[str],
+                 params_dir: Path, formats: Sequence[str], build_root: Path, renderer: str,
+                 log: Callable[[str], None] = print, session: KernelSession | None = None,
+                 sources: Sources = DEFAULT_SOURCES) -> BuiltReport:
+    """Estimates, notebooks, rendering and the Excel workbook of one report, in its own build
+    dir; `tables` are the validated data (the estimates are computed from them)."""
+    from evaluation.excel import write_workbook
+    from evaluation.rendering import RenderError, render
+
+    build = report_dir(build_root, params).resolve()
+    prepare_build_dir(build, params, sources)
+    log(f"report {params.region.id} {params.municipality_name or ''} {params.school_year}: "
+        f"executing notebooks in {build}")
+    log("  estimates")
+    estimates_file = compute_estimates(build, params, tables, params_dir)
+    executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
+                                 estimates_file, session, sources)
+    log("  rendering")
+    try:
+        result = render(build / "reports" / f"{DOCUMENT}.qmd", formats=list(formats),
+                        out_dir=build / "_render", prefer=renderer)
+    except RenderError as exc:
+        raise PipelineError(f"rendering failed: {exc}") from None
+    outputs = dict(result.outputs)
+    outputs["xlsx"] = write_workbook(build / "tables", estimates_file,
+                                     build / "_render" / OUTPUT_NAMES["xlsx"], params)
+    log("  audit")
+    audit_outputs(outputs, Path(data_dir), params)
+    return BuiltReport(params, build, result.renderer, outputs, executed)
+
+
+def audit_outputs(outputs: dict[str, Path], data_dir: Path, params: Params) -> None:
+    """Nothing personal and no small cell may leave the build folder: audit every output (HTML,
+    PDF, workbook) before anything is published. The audit's rules (the data's identifiers) are
+    read once per process for unchanged data."""
+    from evaluation.audit import audit_file, make_rules
+
+    min_count = params.disclosure.min_count
+    rules = _memo(("audit", min_count, *_dir_signature(data_dir)),
+                  lambda: make_rules(data_dir, min_count))
+    findings = [f for path in outputs.values() for f in audit_file(Path(path), rules)]
+    if findings:
+        listed = "\n".join(f"  {f.file}: {f.location}: {f.kind}: {f.snippet}"
+                           for f in findings[:20])
+        raise PipelineError(f"the output audit found {len(findings)} problem(s); the report was "
+                            f"not published:\n{listed}")
+
+
 def publish(outputs: dict[str, Path], dest_dir: Path) -> dict[str, Path]:
-    """Move finished outputs into place: copy beside the target, then rename atomically."""
+    """Move finished outputs into place: copy each beside its target first, then rename them
+    (atomic per file), so readers never see a half-written file and a copy that fails (a full
+    disk) leaves every earlier output as it was."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    placed = {}
-    for fmt, src in outputs.items():
-        target = dest_dir / f"{DOCUMENT}.{ 'html' if fmt == 'html' else 'pdf'}"
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copy2(src, tmp)
+    staged = {}
+    try:
+        for kind, src in outputs.items():
+            target = dest_dir / OUTPUT_NAMES.get(kind, Path(src).name)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copy2(src, tmp)
+            staged[kind] = (tmp, target)
+    except BaseException:
+        for tmp, _ in staged.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in staged.values():
         os.replace(tmp, target)
-        placed[fmt] = target
-    return placed
+    return {kind: target for kind, (_, target) in staged.items()}
 
 
 def render_report(
@@ -184,49 +476,34 @@ def render_report(
     log: Callable[[str], None] = print,
     municipality: str | None = None,
 ) -> ReportResult:
-    """Make one whitepaper (HTML and/or PDF) for a region, or one of its municipalities, and a
-    school year."""
-    from evaluation.rendering import RenderError, render
-    from evaluation.validation import validate_dir
-
+    """Make one whitepaper (HTML and/or PDF, plus its Excel workbook) for a region, or one of its
+    municipalities, and a school year. Always renders; `evaluation.batch` renders many reports
+    and skips those whose inputs did not change."""
     # Parameters are validated before anything runs.
     params = load_params(region, school_year, list(overrides), params_dir, municipality)
     formats = list(formats or params.report.formats)
-    build = report_dir(build_root, params).resolve()
-
     if data_dir is None:
         data_dir = build_root / "synthetic-data"
         log(f"no --data given: generating the synthetic data set in {data_dir}")
         write_synthetic(data_dir, overrides, params_dir)
     try:
-        checked = validate_dir(data_dir)
+        checked = cached_validate_dir(data_dir)
     except DataSetError as exc:
         raise PipelineError(str(exc)) from None
     rejected = int(checked.summary()["rejected"].sum())
     if rejected:
         log(f"data: {rejected} row(s) rejected; they are counted in the data-quality annex "
             f"(run `evaluation validate {data_dir}` for each reason)")
+    started = time.time()
+    built = build_report(params, Path(data_dir), checked.tables, overrides, params_dir, formats,
+                         build_root, renderer, log)
+    dest = report_dir(output_root, params)
+    placed = publish(built.outputs, dest)
+    try:  # lets a later `render --all` see that this report is up to date
+        from evaluation.batch import record_single_render
 
-    prepare_build_dir(build, params)
-    log(f"report {region} {params.municipality_name or ''} {school_year}: executing notebooks in "
-        f"{build}")
-    log("  estimates")
-    estimates_file = compute_estimates(build, params, checked.tables, params_dir)
-    executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
-                                 estimates_file)
-    try:
-        result = render(build / "reports" / f"{DOCUMENT}.qmd", formats=formats,
-                        out_dir=build / "_render", prefer=renderer)
-    except RenderError as exc:
-        raise PipelineError(f"rendering failed: {exc}") from None
-    # Nothing personal and no small cell may leave the build folder: audit before publishing.
-    from evaluation.audit import audit
-
-    findings = audit(build / "_render", data_dir=data_dir, min_count=params.disclosure.min_count,
-                     files=list(result.outputs.values()))
-    if findings:
-        listed = "\n".join(f"  {f.file}: {f.location}: {f.kind}: {f.snippet}" for f in findings[:20])
-        raise PipelineError(f"the output audit found {len(findings)} problem(s); the report was "
-                            f"not published:\n{listed}")
-    placed = publish(result.outputs, report_dir(output_root, params))
-    return ReportResult(region, school_year, result.renderer, placed, executed, rejected)
+        record_single_render(params, Path(data_dir), overrides, params_dir, renderer, formats,
+                             built.renderer, dest, time.time() - started)
+    except Exception as exc:  # noqa: BLE001  the report itself is published and fine
+        log(f"note: could not record the cache manifest ({exc})")
+    return ReportResult(region, school_year, built.renderer, placed, built.notebooks, rejected)

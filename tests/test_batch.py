@@ -1,0 +1,459 @@
+"""`render --all`: the plan, the cache, failure isolation, atomic outputs and the executors.
+
+Most tests replace the expensive part of a task (`batch.render_task`) by a stand-in that writes
+small files, and run the serial executor: the plan, fingerprints, manifests and the decision what
+to re-run are the real ones. The module fixture `rendered` makes two real reports (HTML only) with
+the local worker pool; the failure test and the Dask test re-render from there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from evaluation import batch
+from evaluation.batch import (
+    EXECUTORS,
+    Task,
+    TaskResult,
+    last_school_year,
+    plan,
+    render_all,
+    render_all_command,
+    school_years,
+    write_manifest,
+)
+from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
+from evaluation.pipeline import OUTPUT_NAMES, REPO, PipelineError, Sources, publish
+
+LOPIK = "GM0331"
+
+
+def _params_copy(dst: Path) -> Path:
+    shutil.copytree(DEFAULT_PARAMS_DIR, dst)
+    return dst
+
+
+def _edit(params_dir: Path, region: str, change) -> None:
+    path = params_dir / f"{region}.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture
+def params_dir(tmp_path) -> Path:
+    return _params_copy(tmp_path / "params")
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+def test_school_years_run_from_first_to_last_inclusive():
+    assert school_years("2013-2014", "2015-2016") == ["2013-2014", "2014-2015", "2015-2016"]
+    assert school_years("2016-2017", "2015-2016") == []
+
+
+def test_plan_has_every_region_municipality_and_school_year(params_dir):
+    tasks = plan("2016-2017", params_dir)
+    lek = [t for t in tasks if t.region == "lekstroom"]
+    zk = [t for t in tasks if t.region == "zuid-kennemerland"]
+    # Lekstroom: pilots from 2013-2014; the region and its 5 municipalities in 4 school years,
+    # except Lopik, whose only school starts in 2014-2015 (municipalities count by school
+    # location): before that a Lopik report has no pilot school to evaluate.
+    assert {t.school_year for t in lek} == {"2013-2014", "2014-2015", "2015-2016", "2016-2017"}
+    assert len(lek) == 4 * 6 - 1
+    assert {t.unit_name for t in lek} == {None, "Houten", "IJsselstein", "Lopik", "Nieuwegein",
+                                           "Vianen"}
+    assert "lekstroom/lopik/2013-2014" not in {t.key for t in tasks}
+    # Zuid-Kennemerland: pilots from 2016-2017 only; the region and the 3 municipalities with a
+    # pilot school (Zandvoort's one school has none).
+    assert {t.school_year for t in zk} == {"2016-2017"}
+    assert {t.unit_name for t in zk} == {None, "Bloemendaal", "Haarlem", "Heemstede"}
+    assert len({t.key for t in tasks}) == len(tasks)
+    assert "lekstroom/lopik/2014-2015" in {t.key for t in tasks}
+    assert "lekstroom/2014-2015" in {t.key for t in tasks}
+    lopik = next(t for t in tasks if t.key == "lekstroom/lopik/2014-2015")
+    assert lopik.municipality == LOPIK and lopik.formats == ("html", "pdf")
+    assert lopik.notebooks[0].startswith("00-") and len(lopik.notebooks) >= 8
+    assert lopik.params.municipality == LOPIK and lopik.params.school_year == "2014-2015"
+
+
+def test_plan_narrows_to_region_year_and_formats(params_dir):
+    tasks = plan("2016-2017", params_dir, region="lekstroom", school_year="2015-2016",
+                 formats=["html"])
+    assert [t.key for t in tasks][:2] == ["lekstroom/2015-2016", "lekstroom/houten/2015-2016"]
+    assert len(tasks) == 6 and all(t.formats == ("html",) for t in tasks)
+    with pytest.raises(ParamsError, match="utrecht"):
+        plan("2016-2017", params_dir, region="utrecht")
+    with pytest.raises(ParamsError, match="no report"):
+        plan("2016-2017", params_dir, region="zuid-kennemerland", school_year="2014-2015")
+
+
+def test_plan_ends_at_the_last_school_year_of_the_data(params_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "enrolments.csv").write_text(
+        "student_id,school_id,school_year\nA,LS01,2013-2014\nB,LS01,2014-2015\n", encoding="utf-8")
+    assert last_school_year(data) == "2014-2015"
+    assert last_school_year(None, params_dir) == "2016-2017"  # synthetic.last_school_year
+    tasks = plan(last_school_year(data), params_dir)
+    assert {t.school_year for t in tasks} == {"2013-2014", "2014-2015"}
+    assert not [t for t in tasks if t.region == "zuid-kennemerland"]  # no pilot year yet
+
+
+def test_plan_follows_the_count_by_parameter(params_dir):
+    _edit(params_dir, "lekstroom", lambda d: d.setdefault("analysis", {}).update(
+        count_by="residence"))
+    tasks = plan("2014-2015", params_dir)
+    assert {t.count_by for t in tasks if t.region == "lekstroom"} == {"residence"}
+    # Pupils living in Lopik may attend any pilot school: Lopik has a report from 2013-2014.
+    assert "lekstroom/lopik/2013-2014" in {t.key for t in tasks}
+    assert {t.count_by for t in tasks if t.region == "zuid-kennemerland"} == set()  # none yet
+    assert {t.count_by for t in plan("2016-2017", params_dir)
+            if t.region == "zuid-kennemerland"} == {"school"}
+
+
+def test_plan_validates_params_before_anything_runs(params_dir):
+    _edit(params_dir, "lekstroom", lambda d: d.update(analysis={"alpha": 2}))
+    with pytest.raises(ParamsError, match="analysis.alpha"):
+        plan("2014-2015", params_dir)
+
+
+# --- the cache (with a stand-in for the expensive render) ---------------------------------------
+
+@pytest.fixture
+def fake_render(monkeypatch):
+    """Replace the render of a task by writing small files; returns the keys rendered."""
+    calls: list[str] = []
+    fail: set[str] = set()
+
+    def render_task(job, session, log):
+        if job.task.key in fail:
+            raise PipelineError(f"notebook 00-data-quality.ipynb failed in cell 3 (planted for "
+                                f"{job.task.key})")
+        out = job.context.output_root / job.task.key
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for kind in (*job.task.formats, "xlsx"):
+            files[kind] = out / OUTPUT_NAMES[kind]
+            files[kind].write_text(f"{job.task.key} {job.fingerprint['params'][:8]}")
+        write_manifest(job.task, job.fingerprint, out, files, "fake", 0.0)
+        calls.append(job.task.key)
+        return TaskResult(job.task.key, job.task.label, "done")
+
+    monkeypatch.setattr(batch, "render_task", render_task)
+    return calls, fail
+
+
+def _run(params_dir, data, out, **kw):
+    return render_all(executor="serial", data_dir=data, output_root=out,
+                      build_root=out.parent / "_build", params_dir=params_dir,
+                      renderer="builtin", progress=False, formats=["html"], **kw)
+
+
+def test_second_run_with_nothing_changed_does_no_work(fake_render, params_dir, synthetic_dir,
+                                                       tmp_path, capsys):
+    calls, _ = fake_render
+    out = tmp_path / "_output"
+    first = _run(params_dir, synthetic_dir, out)
+    assert first.count("done") == len(first.results) == 27 and len(calls) == 27
+    calls.clear()
+    second = _run(params_dir, synthetic_dir, out)
+    assert calls == [] and second.count("cached") == 27
+    code = render_all_command(None, None, True, ["html"], "serial", None, None, synthetic_dir, [],
+                              out, params_dir, "builtin", tmp_path / "_build")
+    assert code == 0 and calls == []
+    assert "Nothing to do: all 27 reports are up to date" in capsys.readouterr().out
+
+
+def test_one_changed_params_value_reruns_only_its_dependants(fake_render, params_dir,
+                                                             synthetic_dir, tmp_path):
+    calls, _ = fake_render
+    out = tmp_path / "_output"
+    _run(params_dir, synthetic_dir, out)
+
+    # A value of Zuid-Kennemerland's own report: only its 4 reports re-run.
+    calls.clear()
+    _edit(params_dir, "zuid-kennemerland", lambda d: d["region"].update(intro="Nieuwe inleiding."))
+    _run(params_dir, synthetic_dir, out)
+    assert len(calls) == 4 and all(k.startswith("zuid-kennemerland/") for k in calls)
+
+    # Lekstroom's significance level: its 23 reports, none of Zuid-Kennemerland's.
+    calls.clear()
+    _edit(params_dir, "lekstroom", lambda d: d.setdefault("analysis", {}).update(alpha=0.01))
+    _run(params_dir, synthetic_dir, out)
+    assert len(calls) == 23 and all(k.startswith("lekstroom/") for k in calls)
+
+    # A Zuid-Kennemerland school is a comparison school of Lekstroom: both regions depend on it.
+    calls.clear()
+    _edit(params_dir, "zuid-kennemerland",
+          lambda d: d["region"]["schools"][2].update(pilot_start="2016-08-01"))
+    _run(params_dir, synthetic_dir, out)
+    assert len(calls) == 27
+
+    # An override on the command line is a params change of every report.
+    calls.clear()
+    _run(params_dir, synthetic_dir, out, overrides=["disclosure.min_count=11"])
+    assert len(calls) == 27
+
+
+def test_changed_data_notebook_or_format_reruns(fake_render, params_dir, synthetic_dir, tmp_path):
+    calls, _ = fake_render
+    out = tmp_path / "_output"
+    sources = tmp_path / "sources"
+    shutil.copytree(REPO / "notebooks", sources / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(REPO / "reports", sources / "reports")
+    shutil.copy2(REPO / "_quarto.yml", sources / "_quarto.yml")
+    src = Sources(sources / "_quarto.yml", sources / "reports", sources / "notebooks")
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    keys = {"select": lambda t: t.school_year == "2016-2017"}
+    _run(params_dir, data, out, sources=src, **keys)
+    for change in (lambda: (sources / "reports" / "whitepaper.css").write_text("body{}\n", "utf-8"),
+                   lambda: (data / "schools.csv").write_text(
+                       (data / "schools.csv").read_text("utf-8") + "\n", "utf-8")):
+        calls.clear()
+        change()
+        _run(params_dir, data, out, sources=src, **keys)
+        assert len(calls) == 10  # every report of 2016-2017
+    calls.clear()
+    result = render_all(executor="serial", data_dir=data, output_root=out,
+                        build_root=tmp_path / "_build", params_dir=params_dir, renderer="builtin",
+                        progress=False, formats=["html", "pdf"], sources=src, **keys)
+    assert len(calls) == 10 and result.count("done") == 10  # the PDF was not there yet
+
+
+def test_a_failing_report_does_not_stop_the_others(fake_render, params_dir, synthetic_dir,
+                                                   tmp_path, capsys):
+    calls, fail = fake_render
+    out = tmp_path / "_output"
+    _run(params_dir, synthetic_dir, out, school_year="2014-2015")
+    before = (out / "lekstroom/lopik/2014-2015/whitepaper.html").read_text()
+    manifest = (out / "lekstroom/lopik/2014-2015/.manifest.json").read_text()
+    _edit(params_dir, "lekstroom", lambda d: d.setdefault("analysis", {}).update(alpha=0.01))
+    fail.add("lekstroom/lopik/2014-2015")
+    calls.clear()
+    code = render_all_command("lekstroom", "2014-2015", False, ["html"], "serial", None, None,
+                              synthetic_dir, [], out, params_dir, "builtin", tmp_path / "_build")
+    assert code == 1
+    assert len(calls) == 5  # the other reports of the region were made
+    printed = capsys.readouterr().out
+    assert "failed" in printed and "00-data-quality.ipynb" in printed
+    # The last good output of the failed report is untouched, and still listed in the index.
+    assert (out / "lekstroom/lopik/2014-2015/whitepaper.html").read_text() == before
+    assert (out / "lekstroom/lopik/2014-2015/.manifest.json").read_text() == manifest
+    assert "lekstroom/lopik/2014-2015/whitepaper.html" in (out / "index.html").read_text()
+    # The next run retries only the failed report.
+    fail.clear()
+    calls.clear()
+    _run(params_dir, synthetic_dir, out, school_year="2014-2015")
+    assert calls == ["lekstroom/lopik/2014-2015"]
+
+
+def test_a_single_render_counts_as_done_for_the_batch(fake_render, synthetic_dir, tmp_path):
+    from evaluation.batch import record_single_render
+    from evaluation.params import load_params
+
+    calls, _ = fake_render
+    out = tmp_path / "_output" / "lekstroom" / "lopik" / "2014-2015"
+    out.mkdir(parents=True)
+    for name in OUTPUT_NAMES.values():
+        (out / name).write_text("made by render_report")
+    params = load_params("lekstroom", "2014-2015", municipality="Lopik")
+    record_single_render(params, synthetic_dir, [], DEFAULT_PARAMS_DIR, "builtin", ["html", "pdf"],
+                         "builtin", out, 1.0)
+    result = render_all(executor="serial", data_dir=synthetic_dir, output_root=tmp_path / "_output",
+                        build_root=tmp_path / "_build", renderer="builtin", progress=False,
+                        school_year="2014-2015", region="lekstroom")
+    assert "lekstroom/lopik/2014-2015" not in calls and len(calls) == 5
+    assert {r.key: r.status for r in result.results}["lekstroom/lopik/2014-2015"] == "cached"
+
+
+def test_render_all_needs_all_or_a_region(tmp_path):
+    with pytest.raises(PipelineError, match="--region"):
+        render_all_command(None, None, False, None, "local", None, None, None, [], tmp_path,
+                           DEFAULT_PARAMS_DIR, "builtin")
+
+
+def test_executors_are_a_registry():
+    assert {"local", "serial", "dask"} <= set(EXECUTORS)
+    with pytest.raises(PipelineError, match="unknown executor"):
+        render_all(executor="threads", output_root=Path("unused"))
+
+
+def test_only_one_run_at_a_time_per_build_folder(tmp_path):
+    with batch._run_lock(tmp_path), pytest.raises(PipelineError, match="another"):  # noqa: SIM117
+        with batch._run_lock(tmp_path):
+            pass
+
+
+# --- atomic outputs ----------------------------------------------------------------------------
+
+def test_publish_replaces_outputs_whole_or_not_at_all(tmp_path, monkeypatch):
+    new = tmp_path / "new"
+    new.mkdir()
+    for kind in ("html", "pdf", "xlsx"):
+        (new / OUTPUT_NAMES[kind]).write_text(f"new {kind}")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    for kind in ("html", "pdf", "xlsx"):
+        (dest / OUTPUT_NAMES[kind]).write_text(f"old {kind}")
+    outputs = {k: new / OUTPUT_NAMES[k] for k in ("html", "pdf", "xlsx")}
+
+    real_copy = shutil.copy2
+    copies = []
+
+    def failing_copy(src, dst, *a, **kw):
+        copies.append(src)
+        if len(copies) == 3:
+            raise OSError("disk full")
+        return real_copy(src, dst, *a, **kw)
+
+    monkeypatch.setattr(shutil, "copy2", failing_copy)
+    with pytest.raises(OSError, match="disk full"):
+        publish(outputs, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(OUTPUT_NAMES.values())
+    assert all(p.read_text().startswith("old") for p in dest.iterdir())
+    monkeypatch.setattr(shutil, "copy2", real_copy)
+    placed = publish(outputs, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(OUTPUT_NAMES.values())
+    assert all(p.read_text().startswith("new") for p in placed.values())
+
+
+# --- real renders ------------------------------------------------------------------------------
+
+def _two_reports(task: Task) -> bool:
+    """Two small municipality reports (the region's own report takes longer)."""
+    return task.school_year == "2014-2015" and task.unit_name in ("Lopik", "Vianen")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, synthetic_dir):
+    """A snapshot of params and sources, so that edits elsewhere in the repository while the
+    tests run do not count as changes; the package hash is pinned for the same reason."""
+    root = tmp_path_factory.mktemp("batch")
+    params = _params_copy(root / "params")
+    src = root / "sources"
+    shutil.copytree(REPO / "notebooks", src / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(REPO / "reports", src / "reports")
+    shutil.copy2(REPO / "_quarto.yml", src / "_quarto.yml")
+    sources = Sources(src / "_quarto.yml", src / "reports", src / "notebooks")
+    with pytest.MonkeyPatch.context() as mp:
+        pinned = batch.package_hash()
+        mp.setattr(batch, "package_hash", lambda: pinned)
+        yield root, params, sources, synthetic_dir
+
+
+def _render(project, executor="local", out="_output", **kw):
+    root, params, sources, data = project
+    return render_all(executor=executor, workers=2, data_dir=data, output_root=root / out,
+                      build_root=root / f"{out}-build", params_dir=params, renderer="builtin",
+                      formats=["html"], select=_two_reports, sources=sources, progress=False,
+                      **kw)
+
+
+@pytest.fixture(scope="module")
+def rendered(project):
+    first = _render(project)
+    mtimes = {p: p.stat().st_mtime_ns for p in (project[0] / "_output").rglob("*") if p.is_file()}
+    second = _render(project)
+    return first, second, mtimes
+
+
+def test_real_batch_renders_both_reports_with_workbooks(rendered, project):
+    first, _, _ = rendered
+    assert [r.status for r in first.results] == ["done", "done"], first.failed
+    out = project[0] / "_output"
+    for key in ("lekstroom/lopik/2014-2015", "lekstroom/vianen/2014-2015"):
+        folder = out / key
+        assert (folder / "whitepaper.html").read_text(encoding="utf-8").count("<h1") >= 1
+        assert (folder / "whitepaper.xlsx").stat().st_size > 5000
+        assert not (folder / "whitepaper.pdf").exists()
+        manifest = json.loads((folder / ".manifest.json").read_text())
+        assert set(manifest["outputs"]) == {"html", "xlsx"}
+        assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    lopik = (out / "lekstroom/lopik/2014-2015/whitepaper.html").read_text(encoding="utf-8")
+    assert "Gemeente Lopik" in lopik
+
+
+def test_real_second_run_does_nothing_and_touches_nothing(rendered, project):
+    _, second, mtimes = rendered
+    assert [r.status for r in second.results] == ["cached", "cached"]
+    assert second.seconds < 15
+    now = {p: p.stat().st_mtime_ns for p in (project[0] / "_output").rglob("*") if p.is_file()
+           and p.name != "index.html"}
+    assert now == {p: t for p, t in mtimes.items() if p.name != "index.html"}
+
+
+def test_workbook_numbers_are_the_reports_estimates(rendered, project):
+    from openpyxl import load_workbook
+
+    from evaluation.excel import ESTIMATE_COLUMNS
+
+    root = project[0]
+    estimates = pd.read_parquet(root / "_output-build/lekstroom/vianen/2014-2015/estimates.parquet")
+    book = load_workbook(root / "_output/lekstroom/vianen/2014-2015/whitepaper.xlsx",
+                         read_only=True)
+    rows = list(book["Schattingen"].iter_rows(min_row=3, values_only=True))
+    header, body = rows[0], rows[1:]
+    col = header.index(ESTIMATE_COLUMNS["estimate"])
+    assert len(body) == len(estimates)
+    for value, expected in zip([r[col] for r in body], estimates["estimate"], strict=True):
+        assert (value is None and pd.isna(expected)) or value == pytest.approx(expected, rel=1e-15)
+
+
+def test_a_failing_notebook_fails_its_report_only_and_keeps_the_last_good_output(rendered,
+                                                                                   project):
+    root, params, sources, data = project
+    out = root / "_output"
+    lopik = out / "lekstroom/lopik/2014-2015"
+    before = {p.name: p.read_bytes() for p in lopik.iterdir()}
+    # A copy of the sources in which the first notebook fails for Lopik only.
+    broken = root / "broken"
+    shutil.copytree(sources.notebooks_dir, broken / "notebooks")
+    shutil.copytree(sources.reports_dir, broken / "reports")
+    shutil.copy2(sources.quarto_file, broken / "_quarto.yml")
+    path = broken / "notebooks" / "00-data-quality.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
+        f'if municipality == "{LOPIK}":\n    raise RuntimeError("geplante testfout")'))
+    nbformat.write(nb, path)
+    result = _render((root, params, Sources(broken / "_quarto.yml", broken / "reports",
+                                            broken / "notebooks"), data))
+    status = {r.key: r for r in result.results}
+    assert status["lekstroom/vianen/2014-2015"].status == "done"
+    failed = status["lekstroom/lopik/2014-2015"]
+    assert failed.status == "failed"
+    assert "00-data-quality.ipynb" in failed.error and "geplante testfout" in failed.error
+    assert re.search(r"cell \d+", failed.error)
+    assert {p.name: p.read_bytes() for p in lopik.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_dask_executor_gives_the_same_reports(rendered, project):
+    import distributed
+    root = project[0]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        result = _render(project, executor="dask", out="_dask", scheduler=cluster.scheduler_address)
+    assert [r.status for r in result.results] == ["done", "done"], result.failed
+    for key in ("lekstroom/lopik/2014-2015", "lekstroom/vianen/2014-2015"):
+        local = pd.read_parquet(root / f"_output-build/{key}/estimates.parquet")
+        remote = pd.read_parquet(root / f"_dask-build/{key}/estimates.parquet")
+        pd.testing.assert_frame_equal(local, remote)
+        figures = re.compile(r"\d+,\d+")
+        html_local = (root / f"_output/{key}/whitepaper.html").read_text(encoding="utf-8")
+        html_remote = (root / f"_dask/{key}/whitepaper.html").read_text(encoding="utf-8")
+        body = re.compile(r"<main.*</main>|<body.*</body>", re.S)
+        assert figures.findall(body.search(html_local).group()) == figures.findall(
+            body.search(html_remote).group())

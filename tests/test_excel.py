@@ -1,0 +1,148 @@
+"""The Excel workbook beside each whitepaper: one sheet per table with its caption, the estimates
+in numbers, a Toelichting sheet; valid sheet names; counts protected like the report's."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from evaluation.estimates import estimate_all, save_estimates
+from evaluation.excel import (
+    ESTIMATE_COLUMNS,
+    ESTIMATES_SHEET,
+    INFO_SHEET,
+    MAX_SHEET_NAME,
+    sheet_names,
+    write_workbook,
+)
+from evaluation.notebook import setup, show_table
+from evaluation.pipeline import TABLE_ORDER_FILE
+
+LONG = "referrals-by-referrer-and-school-year-with-totals"
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_dir):
+    return setup("lekstroom", "2014-2015", str(synthetic_dir))
+
+
+@pytest.fixture(scope="module")
+def workbook(run, tmp_path_factory):
+    """A workbook from tables kept by `show_table` (as the notebooks keep them) and the real
+    estimates of Lekstroom 2014-2015."""
+    root = tmp_path_factory.mktemp("excel")
+    tables = root / "tables"
+    show_table(pd.DataFrame({"Groep": ["Pilotscholen", "Vergelijkingsscholen"],
+                             "Vóór": ["7,4", "8,9"], "2014-2015": ["1,6", "9,6"]}),
+               "Zorgmeldingen per 100 leerlingen, vóór de start en in het rapportjaar",
+               "care-report-periods", str(tables))
+    show_table(pd.DataFrame({"Verwijzer": ["Huisarts", "School"], "Aantal": ["15", "·"]}),
+               "Verwijzingen naar verwijzer (· = niet gepubliceerd)", LONG, str(tables))
+    show_table(pd.DataFrame({"a": ["1"]}), "Tweede tabel met een lange naam", LONG + "-2",
+               str(tables))
+    (tables / TABLE_ORDER_FILE).write_text(
+        f'["{LONG}", "care-report-periods", "{LONG}-2"]', encoding="utf-8")
+    es = estimate_all(run.data.tables, run.params, run.params_dir)
+    save_estimates(es, root / "estimates.parquet")
+    out = write_workbook(tables, root / "estimates.parquet", root / "whitepaper.xlsx", run.params,
+                         dt.datetime(2026, 1, 5, 10, 30))
+    return out, es
+
+
+def test_sheets_one_per_table_in_report_order_plus_estimates_and_notes(workbook):
+    path, _ = workbook
+    book = load_workbook(path)
+    names = book.sheetnames
+    assert names[0] == INFO_SHEET and names[-1] == ESTIMATES_SHEET
+    assert len(names) == 5
+    assert names[1].startswith("referrals-by-referrer") and names[2] == "care-report-periods"
+    assert all(len(n) <= MAX_SHEET_NAME for n in names)
+    assert len({n.casefold() for n in names}) == len(names)
+
+
+def test_each_table_sheet_has_caption_then_bold_header_then_rows(workbook):
+    path, _ = workbook
+    sheet = load_workbook(path)["care-report-periods"]
+    assert sheet["A1"].value.startswith("Zorgmeldingen per 100 leerlingen")
+    assert sheet["A2"].value is None  # an empty row keeps the caption out of the table
+    assert [c.value for c in sheet[3]] == ["Groep", "Vóór", "2014-2015"]
+    assert all(c.font.bold for c in sheet[3])
+    assert [c.value for c in sheet[4]] == ["Pilotscholen", "7,4", "1,6"]
+    assert sheet.freeze_panes == "A4"
+
+
+def test_estimates_sheet_holds_the_estimates_as_numbers(workbook):
+    path, es = workbook
+    sheet = load_workbook(path)[ESTIMATES_SHEET]
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    header, body = list(rows[0]), rows[1:]
+    assert header == list(ESTIMATE_COLUMNS.values())
+    table = es.table.reset_index(drop=True)
+    assert len(body) == len(table)
+    for key in ("estimate", "ci_low", "ci_high", "p_value", "mde"):
+        col = header.index(ESTIMATE_COLUMNS[key])
+        for got, want in zip((r[col] for r in body), table[key], strict=True):
+            # openpyxl writes 16 significant digits (Excel itself keeps 15).
+            assert (got is None and pd.isna(want)) or got == pytest.approx(want, rel=1e-15), key
+    col = header.index(ESTIMATE_COLUMNS["comparison"])
+    assert [r[col] for r in body] == list(table["comparison"])
+    assert {r[header.index("Primaire indicator")] for r in body} <= {"ja", "nee"}
+
+
+def test_counts_in_the_estimates_sheet_are_protected(workbook):
+    path, es = workbook
+    sheet = load_workbook(path)[ESTIMATES_SHEET]
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    col = list(rows[0]).index(ESTIMATE_COLUMNS["n"])
+    rule = es.params.disclosure
+    for value in (r[col] for r in rows[1:]):
+        assert value == "·" or (value >= rule.min_count and value % rule.rounding_base == 0)
+
+
+def test_notes_sheet_names_unit_year_rules_and_time(workbook):
+    path, _ = workbook
+    rows = {r[0]: r[1] for r in load_workbook(path)[INFO_SHEET].iter_rows(values_only=True)
+            if r[0]}
+    assert rows["Regio"] == "Lekstroom" and rows["Eenheid"] == "hele regio"
+    assert rows["Schooljaar"] == "2014-2015"
+    assert "kleiner dan 10" in rows["Onthullingsbeheersing"] and "veelvouden van 5" in rows[
+        "Onthullingsbeheersing"]
+    assert rows["Gemaakt op"].startswith("2026-01-05 10:30")
+    assert rows["care-report-periods"].startswith("Zorgmeldingen")  # a table of contents
+    assert rows[ESTIMATES_SHEET]
+
+
+def test_workbook_passes_the_publication_audit(workbook, synthetic_dir):
+    audit = pytest.importorskip("evaluation.audit")
+    path, _ = workbook
+    assert audit.audit(path.parent, synthetic_dir, files=[path]) == []
+
+
+def test_sheet_names_are_valid_unique_and_short():
+    names = sheet_names(["a/b:c?", "x" * 40, "x" * 40, "Schattingen", "history", "", "X" * 31])
+    assert names[0] == "a-b-c-"
+    assert all(len(n) <= 31 for n in names)
+    assert len({n.casefold() for n in names + ["Toelichting", "Schattingen"]}) == len(names) + 2
+    assert names[1] == "x" * 31 and names[2].endswith("(2)")
+    assert names[3] != "Schattingen" and names[4].casefold() != "history" and names[5] == "Tabel"
+
+
+def test_municipality_workbook_says_how_pupils_are_counted(synthetic_dir, tmp_path):
+    run = setup("lekstroom", "2014-2015", str(synthetic_dir), municipality="Lopik")
+    estimates = pd.DataFrame([{c: None for c in ESTIMATE_COLUMNS}]).assign(
+        estimate=0.5, ci_low=0.25, ci_high=1.0, n=7, n_missing=0, n_clusters=1, primary=True,
+        significant=False, unit="rate ratio", better="lower", note="")
+    estimates.to_parquet(tmp_path / "estimates.parquet")
+    out = write_workbook(tmp_path / "no-tables", tmp_path / "estimates.parquet",
+                         tmp_path / "w.xlsx", run.params)
+    book = load_workbook(out)
+    assert book.sheetnames == [INFO_SHEET, ESTIMATES_SHEET]
+    notes = {r[0]: r[1] for r in book[INFO_SHEET].iter_rows(values_only=True) if r[0]}
+    assert notes["Eenheid"] == ("gemeente Lopik (leerlingen geteld naar de vestigingsgemeente van "
+                                "hun school)")
+    row = [c.value for c in book[ESTIMATES_SHEET][4]]
+    assert row[list(ESTIMATE_COLUMNS).index("n")] == "·"  # 7 records: withheld
+    assert row[list(ESTIMATE_COLUMNS).index("estimate")] == 0.5
