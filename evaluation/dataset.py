@@ -74,18 +74,61 @@ def read_text_table(path: Path, table: Table) -> pd.DataFrame:
     return frame[table.columns]
 
 
+PARQUET = ".parquet"
+
+
+def table_files(data_dir: Path) -> dict[str, Path]:
+    """The file of each table: `<table>.csv`, or `<table>.parquet` when no CSV file is there
+    (the columnar format of national data sets)."""
+    data_dir = Path(data_dir)
+    out = {}
+    for name, t in TABLES.items():
+        csv, parquet = data_dir / t.filename, data_dir / f"{name}{PARQUET}"
+        out[name] = parquet if not csv.exists() and parquet.exists() else csv
+    return out
+
+
+def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
+    """One Parquet file as the text frame a CSV file gives, so that it is validated row by row
+    like any export. Its index runs from -1 so that validation's "row" (index + 2, the line of a
+    CSV file under its header) is the 1-based record number in the Parquet file."""
+    import pyarrow.parquet as pq
+
+    from evaluation.validation import as_text
+
+    arrow = pq.read_table(path)
+    missing = [c for c in table.columns if c not in arrow.column_names]
+    if missing:
+        raise DataSetError(f"{path}: column(s) {', '.join(missing)} missing; expected "
+                           f"{', '.join(table.columns)}")
+    extra = [c for c in arrow.column_names if c not in table.columns]
+    if extra:
+        raise DataSetError(f"{path}: unexpected column(s) {', '.join(extra)}; the data model has "
+                           f"only {', '.join(table.columns)} (see {DICTIONARY_FILE})")
+    text = as_text({table.name: arrow.select(table.columns).to_pandas()})[table.name]
+    text.index = pd.RangeIndex(-1, len(text) - 1)
+    return text[table.columns]
+
+
 def read_text_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read every table of the data model from `data_dir` as text."""
+    """Read every table of the data model from `data_dir` as text (CSV, or Parquet where a
+    table has no CSV file)."""
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
-    return {name: read_text_table(data_dir / t.filename, t) for name, t in TABLES.items()}
+    return {name: (read_parquet_text(path, TABLES[name]) if path.suffix == PARQUET
+                   else read_text_table(path, TABLES[name]))
+            for name, path in table_files(data_dir).items()}
 
 
 def file_hashes(data_dir: Path) -> dict[str, str]:
-    """SHA-256 of each input file, for the report's provenance."""
+    """SHA-256 of each input file, for the report's provenance (read in blocks: a national
+    Parquet file is hundreds of megabytes)."""
     out = {}
-    for t in TABLES.values():
-        path = data_dir / t.filename
+    for path in table_files(data_dir).values():
         if path.exists():
-            out[t.filename] = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+            out[path.name] = digest.hexdigest()
     return out

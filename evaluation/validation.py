@@ -260,7 +260,7 @@ def format_problem(row: pd.Series) -> str:
 
 def validate_dir(data_dir: Path) -> ValidationResult:
     """Read and validate every table in `data_dir`."""
-    from evaluation.dataset import read_text_tables
+    from evaluation.dataset import read_text_tables, table_files
 
     raw = read_text_tables(data_dir)
-    return validate(raw, {n: str(data_dir / t.filename) for n, t in TABLES.items()})
+    return validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})
