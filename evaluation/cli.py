@@ -87,7 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "(before/after, difference-in-differences, event study, interrupted time "
                     "series): estimate, interval, p-value and the p-value adjusted across the "
                     "primary indicators. These are the figures the whitepaper shows.")
-    _add_run(est)
+    est.add_argument("--region", help="region id, the name of its params file")
+    est.add_argument("--school-year",
+                     help="school year, as 2014-2015 (with --all-regions default: the last in "
+                          "the data)")
+    est.add_argument("--data", type=Path,
+                     help="folder with the data tables, CSV or Parquet (default: the synthetic "
+                          "data)")
+    est.add_argument("--municipality",
+                     help="one municipality of the region (CBS code or name); pupils are counted "
+                          "by school location or residence as analysis.count_by says")
+    est.add_argument("--all-regions", action="store_true",
+                     help="every region in the data's params (DIR/params when the data set has "
+                          "one, else --params-dir) and the national level: the "
+                          "difference-in-differences of every primary indicator")
     est.add_argument("--costs", action="store_true",
                      help="also compute costs and savings from the cost params (json: an object "
                           "with 'estimates' and 'costs')")
@@ -298,6 +311,71 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_estimates(args: argparse.Namespace) -> int:
+    from evaluation.pipeline import PipelineError
+
+    if args.all_regions:
+        if args.region or args.municipality or args.costs:
+            raise PipelineError("--all-regions estimates every region: leave out --region, "
+                                "--municipality and --costs")
+        return _estimates_all_regions(args)
+    missing = [flag for flag, value in (("--region", args.region),
+                                        ("--school-year", args.school_year)) if not value]
+    if missing:
+        raise PipelineError(f"estimates needs {' and '.join(missing)} (or --all-regions)")
+    return _estimates_one(args)
+
+
+def _estimates_all_regions(args: argparse.Namespace) -> int:
+    """Every region of a (national) data set side by side, plus the nation."""
+    from evaluation.national import PARAMS_SUBDIR, estimates_all_regions
+    from evaluation.params import load_params, load_regions
+    from evaluation.validation import validate_dir
+
+    if args.data is None:
+        raise DataSetError("--all-regions needs --data DIR (a data set such as "
+                           "`evaluation data synthetic --scale national --out DIR` writes)")
+    own = args.data / PARAMS_SUBDIR
+    params_dir = own if own.is_dir() and args.params_dir == DEFAULT_PARAMS_DIR else args.params_dir
+    checked = validate_dir(args.data)
+    rejected = int(checked.summary()["rejected"].sum())
+    if rejected:
+        print(f"data: {rejected} row(s) rejected and left out of the estimates (run `evaluation "
+              f"validate {args.data}` for each reason)", file=sys.stderr)
+    regions = load_regions(params_dir)
+    if not regions:
+        raise ParamsError(f"{params_dir}: no region params files")
+    years = sorted(checked.tables["enrolments"]["school_year"].dropna().astype(str).unique())
+    year = args.school_year or years[-1]
+    if year not in years:
+        raise DataSetError(f"school year {year} is not in the data in {args.data} "
+                           f"({years[0]} to {years[-1]})")
+    template = load_params(regions[0].id, year, args.overrides, params_dir)
+    table = estimates_all_regions(checked.tables, regions, template, school_year=year)
+    if args.format == "json":
+        print(json.dumps(table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+                         indent=2, ensure_ascii=False, default=str))
+        return 0
+    show = table[["region", "indicator", "estimate", "ci_low", "ci_high", "p_value_adjusted",
+                  "n_pilot_schools", "n_comparison_schools", "note"]].copy()
+    for col in ("estimate", "ci_low", "ci_high"):
+        show[col] = show[col].map(lambda v: "" if pd_isna(v) else f"{v:.3f}")
+    show["p_value_adjusted"] = show["p_value_adjusted"].map(
+        lambda v: "" if pd_isna(v) else ("<0.001" if v < 0.001 else f"{v:.3f}"))
+    show["note"] = show["note"].fillna("").astype(str).str.slice(0, 40)
+    print(f"Difference-in-differences per region and for the nation, school year {year} "
+          f"({len(regions)} regions; alpha {template.analysis.alpha}, "
+          f"{template.analysis.multiple_testing} correction within each region)")
+    print(show.to_string(index=False))
+    return 0
+
+
+def pd_isna(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def _estimates_one(args: argparse.Namespace) -> int:
     from evaluation.estimates import estimate_all, format_table, to_records
     from evaluation.notebook import setup
 

@@ -97,13 +97,30 @@ def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
                        n_clusters=int(pilot["school_id"].nunique()), note=TOO_FEW)
     if n_records < params.disclosure.min_count or pilot["school_id"].nunique() < 1:
         return missing
+    if comparison in (comparisons.DID, comparisons.EVENT_STUDY) and "group" in data:
+        # A comparison needs at least two comparison schools: with one, the school-clustered
+        # (leave-one-school-out) inference has nothing to compare with.
+        if data.loc[data["group"] == "comparison", "school_id"].nunique() < MIN_CLUSTERS:
+            return missing
     try:
-        est = compute()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            est = compute()
     except (ZeroDivisionError, ValueError, np.linalg.LinAlgError):
         return missing
     if est is not None and (est.n_clusters or 0) < MIN_CLUSTERS:
         return missing
+    if est is not None and not _credible(est):
+        return missing
     return est
+
+
+def _credible(est: Estimate) -> bool:
+    """An estimate a model produced without converging to one: an interval that is not finite,
+    a ratio of zero or an interval of zero width. Shown as not estimated, never as a figure."""
+    values = np.array([est.estimate, est.ci_low, est.ci_high], dtype=float)
+    if not np.isfinite(values).all() or est.ci_high <= est.ci_low:
+        return False
+    return not (est.unit in RATIO_UNITS and est.estimate <= 0)
 
 
 def _records(ind: Indicator, data: pd.DataFrame, params: Params,

@@ -55,6 +55,7 @@ REGION_SIZE_CLIP = (0.25, 4.0)
 NEVER_REGION_SHARE = 0.25
 ALL_IN_SHARE = 0.2
 #: Comparison schools from other regions for a region without never-treated schools of its own.
+MIN_OWN_COMPARISON = 2
 MIN_OUTSIDE_COMPARISON = 20
 #: Kinds of school location and their shares; the name tells the generator the track mix.
 SCHOOL_KINDS = (("College", 0.40), ("Scholengemeenschap", 0.15), ("Lyceum", 0.20),
@@ -178,12 +179,13 @@ def national_regions(seed: int, pupils_per_year: int = NATIONAL_PUPILS, n_region
     for r in kept:
         never_by_region[r.id] = [s.id for s in r.schools if s.pilot_start is None]
 
-    # A pilot region without never-treated schools of its own compares with those of the next
-    # regions (in a fixed order), at least MIN_OUTSIDE_COMPARISON schools.
+    # A pilot region with fewer than two never-treated schools of its own (too few for
+    # school-clustered inference) also compares with those of the next regions (in a fixed
+    # order), at least MIN_OUTSIDE_COMPARISON schools.
     ids = [r.id for r in regions]
     out = []
     for k, r in enumerate(regions):
-        if r.pilot_schools and not never_by_region[r.id]:
+        if r.pilot_schools and len(never_by_region[r.id]) < MIN_OWN_COMPARISON:
             listed: list[str] = []
             for j in range(1, len(ids)):
                 listed += never_by_region[ids[(k + j) % len(ids)]]

@@ -216,6 +216,8 @@ def cox_fit(time_: np.ndarray, event: np.ndarray, X: np.ndarray, stratum: np.nda
         beta = beta + step
         if np.max(np.abs(step)) < tol:
             break
+    else:  # no convergence: a coefficient runs off to infinity (separation)
+        raise ValueError("the Cox model does not converge")
     return beta, hess
 
 

@@ -95,3 +95,56 @@ def test_did_command_names_the_column_of_bad_input(tmp_path, capsys, rows, colum
     assert code == 2, err
     assert column in err
     assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def national_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("national")
+    assert main(["data", "synthetic", "--scale", "20000", "--format", "parquet", "--out",
+                 str(out)]) == 0
+    return out
+
+
+def test_estimates_all_regions_covers_every_region_and_the_nation(national_dir, capsys):
+    from evaluation.national import NATIONAL_ID
+    from evaluation.params import load_regions
+    from evaluation.registry import PRIMARY
+
+    capsys.readouterr()
+    assert main(["estimates", "--data", str(national_dir), "--all-regions", "--format",
+                 "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    regions = {r.id for r in load_regions(national_dir / "params")}  # the data set's own params
+    assert len(regions) == 42
+    assert {r["region"] for r in rows} == regions | {NATIONAL_ID}
+    assert len(rows) == (len(regions) + 1) * len(PRIMARY)
+    assert {r["school_year"] for r in rows} == {"2016-2017"}  # the last year in the data
+    estimated = [r for r in rows if r["estimate"] is not None]
+    assert len(estimated) > len(PRIMARY) * 10
+    # No estimate rests on fewer than two comparison or pilot schools.
+    for r in rows:
+        if r["n_comparison_schools"] < 2 or r["n_pilot_schools"] < 2:
+            assert r["estimate"] is None and r["note"], r
+        elif r["estimate"] is not None:
+            assert r["ci_low"] < r["ci_high"]
+
+
+def test_estimates_all_regions_table_and_errors(national_dir, capsys):
+    assert main(["estimates", "--data", str(national_dir), "--all-regions",
+                 "--school-year", "2015-2016"]) == 0
+    out = capsys.readouterr().out
+    assert "school year 2015-2016 (42 regions" in out and "lekstroom" in out
+    assert main(["estimates", "--data", str(national_dir), "--all-regions",
+                 "--school-year", "2030-2031"]) == 2
+    assert "school year 2030-2031 is not in the data" in capsys.readouterr().err
+    assert main(["estimates", "--school-year", "2014-2015"]) == 2
+    assert "estimates needs --region (or --all-regions)" in capsys.readouterr().err
+    assert main(["estimates", "--all-regions"]) == 2
+    assert "--all-regions needs --data DIR" in capsys.readouterr().err
+
+
+def test_render_needs_a_report_or_all(capsys):
+    assert main(["render", "--region", "lekstroom"]) == 2
+    assert "render needs --school-year" in capsys.readouterr().err
+    assert main(["render", "--all", "--municipality", "Lopik"]) == 2
+    assert "--municipality names one report" in capsys.readouterr().err
