@@ -83,6 +83,19 @@ def sheet_names(names: list[str], reserved: tuple[str, ...] = (INFO_SHEET, ESTIM
     return out
 
 
+def caption_title(caption: str, fallback: str) -> str:
+    """A Dutch sheet name from a table's caption: its words up to the first comma, colon or
+    bracket, cut at a word boundary to fit Excel's 31 characters (the table id when the caption
+    is empty)."""
+    head = re.split(r"[,:;(\[—]| - ", caption, maxsplit=1)[0].strip()
+    if not head:
+        return fallback
+    if len(head) <= MAX_SHEET_NAME:
+        return head
+    cut = head[:MAX_SHEET_NAME + 1].rsplit(" ", 1)[0][:MAX_SHEET_NAME]
+    return cut if len(cut) >= 8 else head[:MAX_SHEET_NAME]
+
+
 def report_tables(tables_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
     """(name, caption, table) of every table the notebooks kept, in the report's order."""
     from evaluation.pipeline import TABLE_ORDER_FILE
@@ -171,7 +184,7 @@ def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, par
     tables = report_tables(tables_dir)
     estimates = (estimates_sheet_frame(pd.read_parquet(estimates_file), params)
                  if estimates_file is not None and Path(estimates_file).is_file() else None)
-    names = sheet_names([name for name, _, _ in tables])
+    names = sheet_names([caption_title(caption, name) for name, caption, _ in tables])
     when = (generated_at or dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
     d = params.disclosure
 

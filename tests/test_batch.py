@@ -394,6 +394,21 @@ def test_real_second_run_does_nothing_and_touches_nothing(rendered, project):
     assert now == {p: t for p, t in mtimes.items() if p.name != "index.html"}
 
 
+def test_workbook_has_the_cost_tables_marked_as_example_values(rendered, project):
+    from openpyxl import load_workbook
+
+    book = load_workbook(project[0] / "_output/lekstroom/vianen/2014-2015/whitepaper.xlsx",
+                         read_only=True)
+    captions = {name: str(next(book[name].iter_rows(max_row=1, values_only=True))[0])
+                for name in book.sheetnames}
+    costs = [n for n, c in captions.items() if c.startswith("Kosten van de pilot")]
+    assert costs, captions
+    assert "VOORBEELDTARIEVEN" in captions[costs[0]]
+    rows = list(book[costs[0]].iter_rows(values_only=True))
+    assert any(r and r[0] == "Kosten pilot per schooljaar" and str(r[1]).startswith("€")
+               for r in rows)
+
+
 def test_workbook_numbers_are_the_reports_estimates(rendered, project):
     from openpyxl import load_workbook
 

@@ -15,6 +15,7 @@ from evaluation.excel import (
     ESTIMATES_SHEET,
     INFO_SHEET,
     MAX_SHEET_NAME,
+    caption_title,
     sheet_names,
     write_workbook,
 )
@@ -58,14 +59,16 @@ def test_sheets_one_per_table_in_report_order_plus_estimates_and_notes(workbook)
     names = book.sheetnames
     assert names[0] == INFO_SHEET and names[-1] == ESTIMATES_SHEET
     assert len(names) == 5
-    assert names[1].startswith("referrals-by-referrer") and names[2] == "care-report-periods"
+    # Dutch names from the captions, in the report's order
+    assert names[1:4] == ["Verwijzingen naar verwijzer", "Zorgmeldingen per 100",
+                          "Tweede tabel met een lange naam"]
     assert all(len(n) <= MAX_SHEET_NAME for n in names)
     assert len({n.casefold() for n in names}) == len(names)
 
 
 def test_each_table_sheet_has_caption_then_bold_header_then_rows(workbook):
     path, _ = workbook
-    sheet = load_workbook(path)["care-report-periods"]
+    sheet = load_workbook(path)["Zorgmeldingen per 100"]
     assert sheet["A1"].value.startswith("Zorgmeldingen per 100 leerlingen")
     assert sheet["A2"].value is None  # an empty row keeps the caption out of the table
     assert [c.value for c in sheet[3]] == ["Groep", "Vóór", "2014-2015"]
@@ -111,7 +114,7 @@ def test_notes_sheet_names_unit_year_rules_and_time(workbook):
     assert "kleiner dan 10" in rows["Onthullingsbeheersing"] and "veelvouden van 5" in rows[
         "Onthullingsbeheersing"]
     assert rows["Gemaakt op"].startswith("2026-01-05 10:30")
-    assert rows["care-report-periods"].startswith("Zorgmeldingen")  # a table of contents
+    assert rows["Zorgmeldingen per 100"].startswith("Zorgmeldingen")  # a table of contents
     assert rows[ESTIMATES_SHEET]
 
 
@@ -119,6 +122,14 @@ def test_workbook_passes_the_publication_audit(workbook, synthetic_dir):
     audit = pytest.importorskip("evaluation.audit")
     path, _ = workbook
     assert audit.audit(path.parent, synthetic_dir, files=[path]) == []
+
+
+def test_caption_titles():
+    assert caption_title("Kosten van de pilot en vermeden kosten, schooljaar 2014-2015", "x") == \
+        "Kosten van de pilot en vermeden"
+    assert caption_title("Zorgmeldingen (per 100)", "x") == "Zorgmeldingen"
+    assert caption_title("", "care-report-periods") == "care-report-periods"
+    assert len(caption_title("Onbreekbaarheidsbeoordelingsprocedurehandleiding", "x")) == 31
 
 
 def test_sheet_names_are_valid_unique_and_short():
