@@ -113,27 +113,38 @@ def redact(value: str) -> str:
 
 
 def collect_identifiers(data_dir: Path) -> set[str]:
-    """Values of every non-public `id` field of the data model in the CSV files of `data_dir`,
-    casefolded, ignoring those shorter than MIN_ID_LENGTH."""
+    """Values of every non-public `id` field of the data model in the CSV or Parquet files of
+    `data_dir`, casefolded, ignoring those shorter than MIN_ID_LENGTH."""
+    from evaluation.dataset import table_files
+
     data_dir = Path(data_dir)
     found: set[str] = set()
-    tables = [t for t in TABLES.values() if (data_dir / t.filename).is_file()]
-    if not tables:
+    files = {name: path for name, path in table_files(data_dir).items() if path.is_file()}
+    if not files:
         raise AuditError(f"--data {data_dir}: none of the data model's files "
                          f"({', '.join(t.filename for t in TABLES.values())}) is there")
-    for table in tables:
+    for name, path in files.items():
+        table = TABLES[name]
         fields = [f.name for f in table.fields if f.kind == "id" and f.name not in PUBLIC_ID_FIELDS]
         if not fields:
             continue
-        header = pd.read_csv(data_dir / table.filename, nrows=0).columns
-        cols = [c for c in fields if c in header]
-        if not cols:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            present = pq.read_schema(path).names
+            cols = [c for c in fields if c in present]
+            frame = (pq.read_table(path, columns=cols).to_pandas().astype("string")
+                     .fillna("") if cols else None)
+        else:
+            header = pd.read_csv(path, nrows=0).columns
+            cols = [c for c in fields if c in header]
+            frame = (pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False)
+                     if cols else None)
+        if frame is None:
             continue
-        frame = pd.read_csv(data_dir / table.filename, usecols=cols, dtype=str,
-                            keep_default_na=False)
         for col in cols:
-            values = frame[col].str.strip()
-            found.update(v.casefold() for v in values.unique() if len(v) >= MIN_ID_LENGTH)
+            values = pd.Series(frame[col].unique()).astype(str).str.strip()
+            found.update(v.casefold() for v in values if len(v) >= MIN_ID_LENGTH)
     return found
 
 

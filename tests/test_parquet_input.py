@@ -64,3 +64,11 @@ def test_file_hashes_cover_parquet_files(parquet_dir):
     hashes = file_hashes(parquet_dir)
     assert set(hashes) == {p.name for p in table_files(parquet_dir).values()}
     assert all(len(h) == 64 for h in hashes.values())
+
+
+def test_audit_collects_identifiers_from_parquet_as_from_csv(parquet_dir, synthetic_dir):
+    from evaluation.audit import collect_identifiers
+
+    from_parquet = collect_identifiers(parquet_dir)
+    assert from_parquet == collect_identifiers(synthetic_dir)
+    assert len(from_parquet) > 1000
