@@ -442,15 +442,18 @@ def audit_outputs(outputs: dict[str, Path], data_dir: Path, params: Params) -> N
                             f"not published:\n{listed}")
 
 
-def publish(outputs: dict[str, Path], dest_dir: Path) -> dict[str, Path]:
+def publish(outputs: dict[str, Path], dest_dir: Path,
+            names: dict[str, str] | None = None) -> dict[str, Path]:
     """Move finished outputs into place: copy each beside its target first, then rename them
     (atomic per file), so readers never see a half-written file and a copy that fails (a full
-    disk) leaves every earlier output as it was."""
+    disk) leaves every earlier output as it was. `names`: file name per kind (default: the
+    whitepaper's, OUTPUT_NAMES)."""
+    names = OUTPUT_NAMES if names is None else names
     dest_dir.mkdir(parents=True, exist_ok=True)
     staged = {}
     try:
         for kind, src in outputs.items():
-            target = dest_dir / OUTPUT_NAMES.get(kind, Path(src).name)
+            target = dest_dir / names.get(kind, Path(src).name)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             shutil.copy2(src, tmp)
             staged[kind] = (tmp, target)
