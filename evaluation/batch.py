@@ -39,8 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import evaluation
-from evaluation.datamodel import TABLES
-from evaluation.dataset import DataSetError, file_hashes
+from evaluation.dataset import DataSetError, file_hashes, table_files
 from evaluation.params import (
     DEFAULT_PARAMS_DIR,
     Params,
@@ -114,11 +113,18 @@ def last_school_year(data_dir: Path | None, params_dir: Path = DEFAULT_PARAMS_DI
     for the synthetic data, `synthetic.last_school_year`."""
     if data_dir is None:
         return load_synthetic(list(overrides), params_dir).last_school_year
-    path = Path(data_dir) / TABLES["enrolments"].filename
+    path = table_files(Path(data_dir))["enrolments"]
     if not path.is_file():
         raise DataSetError(f"{path}: file not found (table enrolments is required)")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        years = {row.get("school_year", "").strip() for row in csv.DictReader(fh)}
+    if path.suffix == ".parquet":
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(path, columns=["school_year"]).column("school_year")
+        years = {str(y).strip() for y in pc.unique(column).to_pylist() if y is not None}
+    else:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            years = {row.get("school_year", "").strip() for row in csv.DictReader(fh)}
     valid = [y for y in years if len(y) == 9 and y[4] == "-" and y[:4].isdigit()]
     if not valid:
         raise DataSetError(f"{path}: no school_year values (as 2014-2015) to plan reports by")
@@ -128,7 +134,7 @@ def last_school_year(data_dir: Path | None, params_dir: Path = DEFAULT_PARAMS_DI
 def _cached_last_school_year(data_dir: Path, build_root: Path) -> str:
     """`last_school_year`, remembered per enrolments file (size and time): reading a large file
     would dominate a run with nothing to do."""
-    path = data_dir / TABLES["enrolments"].filename
+    path = table_files(data_dir)["enrolments"]
     cache = build_root / ".last-school-year.json"
     if not path.is_file():
         return last_school_year(data_dir)  # which says what is missing

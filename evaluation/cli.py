@@ -18,7 +18,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=SET_HELP)
     p.add_argument("--params-dir", type=Path, default=DEFAULT_PARAMS_DIR,
-                   help="folder with defaults.yml and one YAML file per region (default: %(default)s)")
+                   help="folder with defaults.yml and one YAML file per region (default: "
+                        "%(default)s, or DIR/params when --data DIR carries its own params)")
 
 
 def _add_run(p: argparse.ArgumentParser, data: bool = True) -> None:
@@ -327,15 +328,14 @@ def cmd_estimates(args: argparse.Namespace) -> int:
 
 def _estimates_all_regions(args: argparse.Namespace) -> int:
     """Every region of a (national) data set side by side, plus the nation."""
-    from evaluation.national import PARAMS_SUBDIR, estimates_all_regions
+    from evaluation.national import estimates_all_regions
     from evaluation.params import load_params, load_regions
     from evaluation.validation import validate_dir
 
     if args.data is None:
         raise DataSetError("--all-regions needs --data DIR (a data set such as "
                            "`evaluation data synthetic --scale national --out DIR` writes)")
-    own = args.data / PARAMS_SUBDIR
-    params_dir = own if own.is_dir() and args.params_dir == DEFAULT_PARAMS_DIR else args.params_dir
+    params_dir = args.params_dir  # the data set's own params when it has them (see main)
     checked = validate_dir(args.data)
     rejected = int(checked.summary()["rejected"].sum())
     if rejected:
@@ -483,10 +483,20 @@ COMMANDS = {"audit": cmd_audit, "context": cmd_context, "import": cmd_import, "d
             "estimates": cmd_estimates, "did": cmd_did, "robustness": cmd_robustness}
 
 
+def _use_the_datas_params(args: argparse.Namespace) -> None:
+    """A data set that carries its own params (`DIR/params/`, as the national generator writes
+    it) is read with them unless --params-dir names others: its regions are not in params/."""
+    data = getattr(args, "data", None)
+    if (data is not None and getattr(args, "params_dir", None) == DEFAULT_PARAMS_DIR
+            and (Path(data) / "params" / "defaults.yml").is_file()):
+        args.params_dir = Path(data) / "params"
+
+
 def main(argv: list[str] | None = None) -> int:
     from evaluation.pipeline import PipelineError
 
     args = build_parser().parse_args(argv)
+    _use_the_datas_params(args)
     try:
         return COMMANDS[args.command](args)
     except (ParamsError, DataSetError, PipelineError) as exc:
