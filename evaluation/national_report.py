@@ -419,15 +419,17 @@ def funnel_text(overview: Overview, indicator: str) -> str:
     national = format_rate(x["national"], indicator)
     unit = "van de trajecten" if is_share(indicator) else "per 100 leerlingen"
     text = (f"In schooljaar {overview.school_year} was het landelijke cijfer {national} {unit} "
-            f"({ind.name_nl.lower()}). Van de {_regions_word(x['shown'])} in de figuur liggen er "
-            f"{f.integer(x['high_998'])} boven en {f.integer(x['low_998'])} onder de "
-            f"99,8%-grenzen; {f.integer(x['between'])} liggen tussen de 95%- en de "
-            f"99,8%-grenzen en {f.integer(x['inside'])} binnen de 95%-grenzen.")
+            f"({ind.name_nl.lower()}). Van de {_regions_word(x['shown'])} in de figuur liggen "
+            f"er {f.integer(x['high_998'] + x['low_998'])} buiten de 99,8%-grenzen: "
+            f"{f.integer(x['high_998'])} erboven en {f.integer(x['low_998'])} eronder. Tussen "
+            f"de 95%- en de 99,8%-grenzen: {f.integer(x['between'])}; binnen de "
+            f"95%-grenzen: {f.integer(x['inside'])}.")
     if x["hidden"]:
+        one = x["hidden"] == 1
         text += (f" {_regions_word(x['hidden']).capitalize()} met te kleine aantallen "
                  f"(minder dan {overview.disclosure.min_count}) "
-                 f"{'staat' if x['hidden'] == 1 else 'staan'} niet in de figuur; "
-                 "ze tellen wel mee in het landelijke cijfer.")
+                 f"{'staat' if one else 'staan'} niet in de figuur en de tabel; "
+                 f"{'ze telt' if one else 'ze tellen'} wel mee in het landelijke cijfer.")
     if x["phi"] > 1:
         text += (f" Regio's verschillen meer dan toeval verklaart (overdispersiefactor "
                  f"{f.number(x['phi'], 1)}): met grenzen die daarvoor gecorrigeerd zijn, "
@@ -537,9 +539,11 @@ def _forest_counts(overview: Overview, indicator: str) -> dict[str, int]:
     reg = t[(t["level"] != "nationaal") & t["ci_low"].notna() & t["ci_high"].notna()]
     if reg.empty:
         return {"regions": 0, "better": 0, "worse": 0, "unclear": 0}
-    null = _effect_null(str(reg["unit"].iloc[0]))
+    unit = str(reg["unit"].iloc[0])
+    null = _effect_null(unit)
     above, below = reg["ci_low"] > null, reg["ci_high"] < null
-    better_is_lower = INDICATORS[indicator].better == "lower"
+    # For durations a hazard ratio above 1 means sooner, i.e. shorter (presentation.improved).
+    better_is_lower = INDICATORS[indicator].better == "lower" and unit != "hazard ratio"
     better = int((below if better_is_lower else above).sum())
     worse = int((above if better_is_lower else below).sum())
     return {"regions": len(reg), "better": better, "worse": worse,
