@@ -847,6 +847,28 @@ def audit_national(outputs: Mapping[str, Path], data_dir: Path, tables: Mapping[
                                      f"report was not published:\n{listed}")
 
 
+def write_manifest(dest: Path, school_year: str, outputs: Mapping[str, Path], renderer: str,
+                   seconds: float) -> Path:
+    """`.manifest.json` beside the published files, so that `site.write_index` lists the
+    national overview (kind "national") above the regions."""
+    import os
+
+    from evaluation.national import NATIONAL_ID, NATIONAL_NAME
+    from evaluation.site import MANIFEST, NATIONAL_KIND
+
+    data = {"key": f"{NATIONAL_DIR}/{school_year}", "kind": NATIONAL_KIND, "region": NATIONAL_ID,
+            "region_name": NATIONAL_NAME, "title": TITLE, "school_year": school_year,
+            "outputs": {kind: Path(p).name for kind, p in outputs.items()},
+            "renderer": renderer,
+            "finished": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1)}
+    path = dest / MANIFEST
+    tmp = path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def render_national(
     school_year: str | None,
     data_dir: Path | None = None,
@@ -940,6 +962,7 @@ def render_national(
     audit_national(outputs, data_dir, checked.tables, params)
     dest = Path(output_root) / NATIONAL_DIR / year
     placed = pipeline.publish(outputs, dest, OUTPUT_NAMES)
+    write_manifest(dest, year, placed, result.renderer, time.perf_counter() - started)
     log(f"national {year}: published to {dest} with {result.renderer} "
         f"({time.perf_counter() - started:.1f} s)")
     return pipeline.ReportResult(NATIONAL_ID, year, result.renderer, placed, executed, rejected)

@@ -23,6 +23,7 @@ INDEX = "index.html"
 MANIFEST = ".manifest.json"
 TITLE = "Whitepapers jeugdhulp en voortgezet onderwijs"
 KINDS = (("html", "Webpagina", "HTML"), ("pdf", "PDF", "PDF"), ("xlsx", "Excel", "Excel"))
+NATIONAL_KIND = "national"  # manifest "kind" of the national overview (evaluation.national_report)
 
 CSS = """
 :root { color-scheme: light; }
@@ -95,9 +96,12 @@ def _cell(entry: dict[str, Any], kind: str, word: str, format_name: str, root: P
     if path is None:
         return '<td class="missing">niet gemaakt</td>'
     href = html.escape(os.path.relpath(path, root).replace(os.sep, "/"), quote=True)
-    what = (f"{entry.get('region_name', entry['region'])}, "
-            f"{entry.get('unit_name') or 'hele regio'}, schooljaar {entry['school_year']}")
-    return (f'<td><a href="{href}">{word}<span class="visually-hidden"> van de whitepaper '
+    if entry.get("kind") == NATIONAL_KIND:
+        what = f"van het landelijk overzicht, schooljaar {entry['school_year']}"
+    else:
+        what = (f"van de whitepaper {entry.get('region_name', entry['region'])}, "
+                f"{entry.get('unit_name') or 'hele regio'}, schooljaar {entry['school_year']}")
+    return (f'<td><a href="{href}">{word}<span class="visually-hidden"> '
             f"{html.escape(what)}</span></a> "
             f'<span class="size">({format_name}, {_size(path)})</span></td>')
 
@@ -106,8 +110,11 @@ def index_html(entries: list[dict[str, Any]], root: Path, now: dt.datetime | Non
     """The index page for `entries` (from `collect`), with links relative to `root`."""
     now = now or dt.datetime.now().astimezone()
     regions: dict[str, list[dict[str, Any]]] = {}
+    national = sorted((e for e in entries if e.get("kind") == NATIONAL_KIND),
+                      key=lambda e: e["school_year"])
     for e in entries:
-        regions.setdefault(e["region"], []).append(e)
+        if e.get("kind") != NATIONAL_KIND:
+            regions.setdefault(e["region"], []).append(e)
     parts = [
         "<!doctype html>", '<html lang="nl">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -118,9 +125,22 @@ def index_html(entries: list[dict[str, Any]], root: Path, now: dt.datetime | Non
         "gemeente van de regio en per schooljaar. Elk rapport is er als webpagina, als PDF om af "
         "te drukken en met alle tabellen en schattingen in een Excel-bestand.</p>",
     ]
-    if not regions:
+    if national:  # the national overviews (evaluation render --national) before the regions
+        parts.append('<section aria-labelledby="landelijk">')
+        parts.append('<h2 id="landelijk">Landelijk overzicht</h2>')
+        parts.append("<p>Alle regio's naast elkaar, per schooljaar.</p>")
+        parts.append("<table><caption>Landelijke overzichten per schooljaar</caption>")
+        parts.append('<thead><tr><th scope="col">Schooljaar</th>'
+                     + "".join(f'<th scope="col">{word}</th>' for _, word, _ in KINDS)
+                     + "</tr></thead><tbody>")
+        for e in national:
+            parts.append(f'<tr><th scope="row">{html.escape(e["school_year"])}</th>'
+                         + "".join(_cell(e, kind, word, fmt, root)
+                                   for kind, word, fmt in KINDS) + "</tr>")
+        parts.append("</tbody></table></section>")
+    if not regions and not national:
         parts.append("<p>Er zijn nog geen rapporten gepubliceerd.</p>")
-    else:
+    elif regions:
         parts.append('<nav aria-label="Regio\'s"><h2 id="regios">Regio\'s</h2><ul>')
         for rid, items in sorted(regions.items(), key=lambda kv: kv[1][0].get("region_name", "")):
             parts.append(f'<li><a href="#regio-{html.escape(rid)}">Regio '

@@ -305,3 +305,13 @@ def test_axe_finds_no_wcag_2_1_aa_violations(rendered) -> None:
     status, result, _ = _axe(rendered[0].outputs["html"])
     assert result["passes"] > 10
     assert status == 0 and not result["violations"], _describe(result["violations"])
+
+
+def test_the_site_index_lists_the_national_overview(rendered) -> None:
+    from evaluation.site import write_index
+
+    result, root = rendered
+    index = write_index(root / "_output").read_text(encoding="utf-8")
+    assert '<h2 id="landelijk">Landelijk overzicht</h2>' in index
+    assert f'href="national/{YEAR}/national.html"' in index
+    assert f"van het landelijk overzicht, schooljaar {YEAR}" in index
