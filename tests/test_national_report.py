@@ -200,7 +200,8 @@ def test_regions_outside_the_limits_are_those_of_region_funnel(tables, checked, 
         ) for _, r in outside.iterrows()}
         if not expected:
             continue
-        table = _table(tables, INDICATORS[ind].name_nl, "buiten de 99,8%-grenzen")
+        table = _table(tables, f"{INDICATORS[ind].label_nl} buiten de grenzen",
+                       "buiten de 99,8%-grenzen")
         assert {tuple(row) for row in table["rows"]} == expected, ind
 
 
@@ -208,7 +209,8 @@ def test_regional_estimates_shown_are_estimates_all_regions(tables, checked, reg
                                                             params) -> None:
     est = estimates_all_regions(checked.tables, regions, params, school_year=YEAR)
     for ind in ("care_reports_per_100", "school_informed_share"):
-        table = _table(tables, INDICATORS[ind].name_nl, "effect van de pilot per regio")
+        table = _table(tables, f"Effecten {INDICATORS[ind].label_nl.lower()}:",
+                       "effect van de pilot op")
         rows = {row[0]: row for row in table["rows"]}
         for region in ("Lekstroom", "Nederland"):
             e = est[(est["region_name"] == region) & (est["indicator"] == ind)].iloc[0]
