@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "reports whose inputs changed, plus the site index _output/index.html. "
                     "Uses Quarto when it is installed, otherwise the built-in renderer "
                     "(pandoc + Typst).")
+    ren.add_argument("--national", action="store_true",
+                     help="the national overview of all regions for --school-year (default: the "
+                          "last in the data): funnel plots and the regional estimates side by "
+                          "side (without --data: a synthetic national data set)")
     ren.add_argument("--all", action="store_true", dest="all_",
                      help="every report params/ declares (narrow with --region / --school-year)")
     ren.add_argument("--region", help="region id, the name of its params file")
@@ -282,6 +286,22 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from evaluation.pipeline import PipelineError, render_report
 
+    if args.national:
+        if args.all_ or args.region or args.municipality:
+            raise PipelineError("render --national makes the overview of all regions: leave out "
+                                "--all, --region and --municipality")
+        from evaluation.national_report import render_national
+        from evaluation.site import write_index
+
+        result = render_national(args.school_year, data_dir=args.data, overrides=args.overrides,
+                                 formats=args.formats, output_root=args.output,
+                                 build_root=args.build_dir, params_dir=args.params_dir,
+                                 renderer=args.renderer)
+        print(f"renderer: {result.renderer}")
+        for fmt, path in result.outputs.items():
+            print(f"{fmt}: {path}")
+        print(f"site index: {write_index(args.output)}")
+        return 0
     if args.all_:
         from evaluation.batch import render_all_command
 

@@ -148,3 +148,8 @@ def test_render_needs_a_report_or_all(capsys):
     assert "render needs --school-year" in capsys.readouterr().err
     assert main(["render", "--all", "--municipality", "Lopik"]) == 2
     assert "--municipality names one report" in capsys.readouterr().err
+
+
+def test_render_national_refuses_a_region(capsys):
+    assert main(["render", "--national", "--region", "lekstroom"]) == 2
+    assert "render --national makes the overview of all regions" in capsys.readouterr().err
