@@ -813,38 +813,12 @@ def prepare_build(build: Path, overview: Overview, organisation: str,
         yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
-def audit_national(outputs: Mapping[str, Path], data_dir: Path, tables: Mapping[str, pd.DataFrame],
-                   params: Params) -> None:
-    """`pipeline.audit_outputs` for CSV data; for Parquet data (which the audit cannot read for
-    identifiers) the same audit with the identifiers taken from the validated tables."""
+def audit_national(outputs: Mapping[str, Path], data_dir: Path, params: Params) -> None:
+    """The publication audit of every output (HTML, PDF, workbook) against the data's
+    identifiers (CSV or Parquet) and the disclosure threshold, before anything is published."""
     from evaluation import pipeline
-    from evaluation.audit import (
-        MIN_ID_LENGTH,
-        PUBLIC_ID_FIELDS,
-        TOKEN_CHARS,
-        audit_file,
-        make_rules,
-    )
-    from evaluation.datamodel import TABLES
 
-    if all((Path(data_dir) / t.filename).is_file() for t in TABLES.values()):
-        pipeline.audit_outputs(dict(outputs), Path(data_dir), params)
-        return
-    ids: set[str] = set()
-    for name, table in TABLES.items():
-        for fld in table.fields:
-            if fld.kind == "id" and fld.name not in PUBLIC_ID_FIELDS and name in tables:
-                values = tables[name][fld.name].dropna().astype(str).str.strip().unique()
-                ids.update(v.casefold() for v in values if len(v) >= MIN_ID_LENGTH)
-    rules = make_rules(None, params.disclosure.min_count)
-    rules.identifiers = ids
-    rules.odd_identifiers = sorted(i for i in ids if not TOKEN_CHARS.fullmatch(i))
-    findings = [fd for path in outputs.values() for fd in audit_file(Path(path), rules)]
-    if findings:
-        listed = "\n".join(f"  {fd.file}: {fd.location}: {fd.kind}: {fd.snippet}"
-                           for fd in findings[:20])
-        raise pipeline.PipelineError(f"the output audit found {len(findings)} problem(s); the "
-                                     f"report was not published:\n{listed}")
+    pipeline.audit_outputs(dict(outputs), Path(data_dir), params)
 
 
 def write_manifest(dest: Path, school_year: str, outputs: Mapping[str, Path], renderer: str,
@@ -959,7 +933,7 @@ def render_national(
     outputs["xlsx"] = write_workbook(tables_dir, None, build / "_render" / OUTPUT_NAMES["xlsx"],
                                      nat_params)
     log("  audit")
-    audit_national(outputs, data_dir, checked.tables, params)
+    audit_national(outputs, data_dir, params)
     dest = Path(output_root) / NATIONAL_DIR / year
     placed = pipeline.publish(outputs, dest, OUTPUT_NAMES)
     write_manifest(dest, year, placed, result.renderer, time.perf_counter() - started)

@@ -238,7 +238,7 @@ def test_every_primary_indicator_has_a_forest_figure(html: str) -> None:
 def test_the_publication_audit_passes_and_no_small_count_is_shown(rendered, tables, checked,
                                                                   data_dir, params) -> None:
     result, _ = rendered
-    nr.audit_national(result.outputs, data_dir, checked.tables, params)  # raises on a finding
+    nr.audit_national(result.outputs, data_dir, params)  # raises on a finding
     for t in tables:
         for col in count_columns(t["header"]):
             for row in t["rows"]:
@@ -268,7 +268,7 @@ def test_the_audit_reads_identifiers_from_parquet_data(tmp_path: Path, params) -
     page.write_text(f"<html lang='nl'><body><p>Leerling {pupil}</p></body></html>",
                     encoding="utf-8")
     with pytest.raises(PipelineError, match="identifier"):
-        nr.audit_national({"html": page}, data, checked.tables, params)
+        nr.audit_national({"html": page}, data, params)
 
 
 def test_a_school_year_outside_the_data_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
