@@ -190,6 +190,8 @@ def funnel_figure(frame: pd.DataFrame, title: str | None = None,
         national = per * frame["count"].sum() / frame["size"].sum()
     lo, hi = frame["size"].min(), frame["size"].max()
     grid = np.geomspace(max(lo * 0.8, 1.0), hi * 1.15, 200)
+    if kind == "binomial":  # binomial limits exist for whole numbers of records only
+        grid = np.unique(np.round(grid))
     phi = attrs.get("phi", 1.0)
     limits = funnel_limits(national, grid, levels, kind, method, per, phi=phi)
 

@@ -465,14 +465,11 @@ def funnel_alt(overview: Overview, indicator: str) -> str:
 
 
 def funnel_plot(overview: Overview, indicator: str):
-    """The funnel figure of the shown regions, around the national rate of all regions.
-
-    `funnel.funnel_figure` draws the limits on a grid of non-integer sizes, which makes binomial
-    limits (integer numbers of trajectories) saw-toothed; they are redrawn here on whole sizes.
-    The size axis gets ticks at 1, 2 and 5 times powers of ten."""
+    """The funnel figure of the shown regions, around the national rate of all regions; the size
+    axis gets ticks at 1, 2 and 5 times powers of ten."""
     from matplotlib.ticker import LogLocator
 
-    from evaluation.funnel import funnel_figure, funnel_limits
+    from evaluation.funnel import funnel_figure
 
     shown = funnel_shown(overview.funnels[indicator], overview.disclosure, indicator)
     vis = shown[shown["shown"]].copy()
@@ -486,18 +483,6 @@ def funnel_plot(overview: Overview, indicator: str):
         fig = funnel_figure(vis, xlabel="Aantal leerlingen (logaritmische schaal)",
                             ylabel="Per 100 leerlingen", annotate_flagged=not many)
     ax = fig.axes[0]
-    if attrs.get("kind") == "binomial" and len(vis):
-        limit_lines = [ln for ln in ax.lines if ln.get_color() == "0.35"]
-        grid = np.unique(np.rint(np.geomspace(max(vis["size"].min() * 0.8, 1.0),
-                                              vis["size"].max() * 1.15, 200)))
-        limits = funnel_limits(attrs["national_rate"], grid, attrs["levels"], "binomial",
-                               attrs.get("method", "interpolated"), attrs.get("per", 100.0),
-                               phi=attrs.get("phi", 1.0))
-        pairs = [(lev, side) for lev in attrs["levels"] for side in ("upper", "lower")]
-        if len(limit_lines) == len(pairs):
-            for line, (lev, side) in zip(limit_lines, pairs, strict=True):
-                lim = limits[limits["level"] == lev]
-                line.set_data(lim["size"].to_numpy(), lim[side].to_numpy())
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     return fig
 

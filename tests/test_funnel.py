@@ -144,3 +144,13 @@ def test_overdispersion_factor_from_the_regions():
     fixed = funnel_frame(spread, sizes, [str(i) for i in range(42)], overdispersion=True)
     assert fixed.attrs["phi"] > 2
     assert (fixed["flag"] != "inside").sum() < (raw["flag"] != "inside").sum()
+
+
+def test_binomial_limit_lines_are_drawn_on_whole_numbers_of_records():
+    frame = funnel_frame([30, 55, 80], [100.5, 240, 399], ["a", "b", "c"], kind="binomial")
+    fig = funnel_figure(frame)
+    limit_lines = [ln for ln in fig.axes[0].lines if ln.get_color() == "0.35"]
+    assert limit_lines
+    for line in limit_lines:
+        sizes = np.asarray(line.get_xdata(), dtype=float)
+        assert np.array_equal(sizes, np.round(sizes))
