@@ -46,6 +46,22 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     return written
 
 
+def check_columns(path: Path, columns: list[str], table: Table) -> None:
+    """Every declared column must be in the file and nothing else."""
+    missing = [c for c in table.columns if c not in columns]
+    if missing:
+        raise DataSetError(
+            f"{path}: column(s) {', '.join(missing)} missing; expected {', '.join(table.columns)}"
+        )
+    extra = [c for c in columns if c not in table.columns]
+    if extra:
+        # Unknown columns may carry personal data that no analysis needs: refuse, don't ignore.
+        raise DataSetError(
+            f"{path}: unexpected column(s) {', '.join(extra)}; the data model has only "
+            f"{', '.join(table.columns)} (see {DICTIONARY_FILE})"
+        )
+
+
 def read_text_table(path: Path, table: Table) -> pd.DataFrame:
     """Read one CSV file as text; every declared column must be there and nothing else."""
     if not path.exists():
@@ -56,18 +72,7 @@ def read_text_table(path: Path, table: Table) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataSetError(f"{path}: cannot be read as a UTF-8 CSV file: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in table.columns if c not in frame.columns]
-    if missing:
-        raise DataSetError(
-            f"{path}: column(s) {', '.join(missing)} missing; expected {', '.join(table.columns)}"
-        )
-    extra = [c for c in frame.columns if c not in table.columns]
-    if extra:
-        # Unknown columns may carry personal data that no analysis needs: refuse, don't ignore.
-        raise DataSetError(
-            f"{path}: unexpected column(s) {', '.join(extra)}; the data model has only "
-            f"{', '.join(table.columns)} (see {DICTIONARY_FILE})"
-        )
+    check_columns(path, list(frame.columns), table)
     # Blank lines hold no record: leave them out, but keep each row's index equal to its position
     # in the file so that validation reports the true line number.
     frame = frame[frame.notna().any(axis=1)]
@@ -97,14 +102,7 @@ def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
     from evaluation.validation import as_text
 
     arrow = pq.read_table(path)
-    missing = [c for c in table.columns if c not in arrow.column_names]
-    if missing:
-        raise DataSetError(f"{path}: column(s) {', '.join(missing)} missing; expected "
-                           f"{', '.join(table.columns)}")
-    extra = [c for c in arrow.column_names if c not in table.columns]
-    if extra:
-        raise DataSetError(f"{path}: unexpected column(s) {', '.join(extra)}; the data model has "
-                           f"only {', '.join(table.columns)} (see {DICTIONARY_FILE})")
+    check_columns(path, arrow.column_names, table)
     text = as_text({table.name: arrow.select(table.columns).to_pandas()})[table.name]
     text.index = pd.RangeIndex(-1, len(text) - 1)
     return text[table.columns]

@@ -258,7 +258,7 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
     import pyarrow.parquet as pq
 
     from evaluation.datamodel import TABLES
-    from evaluation.dataset import DataSetError
+    from evaluation.dataset import DataSetError, check_columns
 
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
@@ -268,14 +268,7 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
         if not path.exists():
             raise DataSetError(f"{path}: file not found (table {name} is required)")
         arrow = pq.read_table(path)
-        missing = [c for c in table.columns if c not in arrow.column_names]
-        if missing:
-            raise DataSetError(f"{path}: column(s) {', '.join(missing)} missing; expected "
-                               f"{', '.join(table.columns)}")
-        extra = [c for c in arrow.column_names if c not in table.columns]
-        if extra:
-            raise DataSetError(f"{path}: unexpected column(s) {', '.join(extra)}; the data model "
-                               f"has only {', '.join(table.columns)}")
+        check_columns(path, arrow.column_names, table)
         cols = {}
         for f in table.fields:
             col = arrow.column(f.name)
