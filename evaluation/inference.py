@@ -40,7 +40,7 @@ Drop-in helpers with the return shape of the comparisons in `evaluation.comparis
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -241,27 +241,7 @@ def wild_cluster_bootstrap(y: Sequence | np.ndarray | pd.Series, X: np.ndarray |
         # the rounding.
         return float(np.mean(t_star >= abs((b - b0) / se) * (1 - 1e-12)))
 
-    def end(direction: float) -> float:
-        inside, step = b, stats.norm.ppf(1 - alpha / 2) * se
-        outside = b + direction * step
-        for _ in range(60):                      # widen until the null is rejected
-            if p_value(outside) < alpha:
-                break
-            inside, step = outside, 2 * step
-            outside = b + direction * step
-        else:
-            return direction * np.inf
-        for _ in range(100):                     # then bisect the boundary
-            mid = (inside + outside) / 2
-            if p_value(mid) < alpha:
-                outside = mid
-            else:
-                inside = mid
-            if abs(outside - inside) <= 1e-7 * se:
-                break
-        return (inside + outside) / 2
-
-    low, high = (float(end(-1.0)), float(end(1.0))) if ci else (np.nan, np.nan)
+    low, high = inverted_interval(p_value, b, se, alpha) if ci else (np.nan, np.nan)
     return {"estimate": b, "ci_low": low, "ci_high": high,
             "p_value": p_value(0.0),
             "se": se, "t_stat": b / se, "n_clusters": G, "draws": len(V),
@@ -439,3 +419,32 @@ def staggered_crv3(panel: pd.DataFrame, unit: str, time: str, cohort: str, outco
                      "t-verdeling met G-1 vrijheidsgraden")
     out["analytic_se"] = float(full.simple["se"])
     return out
+
+
+def inverted_interval(p_value: Callable[[float], float], b: float, se: float, alpha: float
+                      ) -> tuple[float, float]:
+    """The interval of all b0 the test does not reject at `alpha`, found by test inversion: from
+    the estimate widen outward in doubling steps until `p_value(b0)` < alpha, then bisect the
+    boundary to 1e-7 standard errors. An end that is never reached is infinite."""
+
+    def end(direction: float) -> float:
+        inside, step = b, stats.norm.ppf(1 - alpha / 2) * se
+        outside = b + direction * step
+        for _ in range(60):                      # widen until the null is rejected
+            if p_value(outside) < alpha:
+                break
+            inside, step = outside, 2 * step
+            outside = b + direction * step
+        else:
+            return direction * np.inf
+        for _ in range(100):                     # then bisect the boundary
+            mid = (inside + outside) / 2
+            if p_value(mid) < alpha:
+                outside = mid
+            else:
+                inside = mid
+            if abs(outside - inside) <= 1e-7 * se:
+                break
+        return (inside + outside) / 2
+
+    return float(end(-1.0)), float(end(1.0))

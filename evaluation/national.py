@@ -594,9 +594,8 @@ def wild_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.n
     times the score matrices are computed once, so that each p-value of the test inversion costs
     B x G instead of B x G x G operations. A region of 120 schools: 0.02 s instead of 0.4 s.
     """
-    from scipy import stats
 
-    from evaluation.inference import draw_weights
+    from evaluation.inference import draw_weights, inverted_interval
 
     X, s_codes, G = _twfe_inputs(treated, school, year)
     ya = np.asarray(y, dtype=float)
@@ -650,27 +649,8 @@ def wild_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.n
             t_star = np.abs(num / den)
         return float(np.mean(t_star >= abs((b - b0) / se) * (1 - 1e-12)))
 
-    def end(direction: float) -> float:
-        inside, step = b, stats.norm.ppf(1 - alpha / 2) * se
-        outside = b + direction * step
-        for _ in range(60):
-            if p_value(outside) < alpha:
-                break
-            inside, step = outside, 2 * step
-            outside = b + direction * step
-        else:
-            return direction * np.inf
-        for _ in range(100):
-            mid = (inside + outside) / 2
-            if p_value(mid) < alpha:
-                outside = mid
-            else:
-                inside = mid
-            if abs(outside - inside) <= 1e-7 * se:
-                break
-        return (inside + outside) / 2
-
-    return b, float(end(-1.0)), float(end(1.0)), p_value(0.0)
+    low, high = inverted_interval(p_value, b, se, alpha)
+    return b, low, high, p_value(0.0)
 
 
 NATIONAL_INFERENCE = "clustergecorrigeerd (CRV1, ruim voldoende scholen)"
