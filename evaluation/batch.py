@@ -61,6 +61,7 @@ from evaluation.pipeline import (
     PipelineError,
     Sources,
     build_report,
+    cached_report_data,
     cached_validate_dir,
     publish,
     slug,
@@ -407,8 +408,8 @@ def render_task(job: Job, session: KernelSession, log: Callable[[str], None]) ->
     started = time.time()
     params = task.params or load_params(task.region, task.school_year, list(ctx.overrides),
                                         ctx.params_dir, task.municipality)
-    checked = cached_validate_dir(ctx.data_dir)
-    built = build_report(params, ctx.data_dir, checked.tables, ctx.overrides, ctx.params_dir,
+    tables = cached_report_data(ctx.data_dir, params).tables
+    built = build_report(params, ctx.data_dir, tables, ctx.overrides, ctx.params_dir,
                          task.formats, ctx.build_root, ctx.renderer, log, session, ctx.sources)
     out_dir = ctx.output_root / task.key
     placed = publish(built.outputs, out_dir)

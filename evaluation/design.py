@@ -13,6 +13,12 @@ import pandas as pd
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, comparison_schools, school_year_of_date
 
 
+def candidate_schools(params: Params) -> set[str]:
+    """Every school a report of this region can use: its own and its declared comparison
+    schools (`school_design` picks from these), so the rows of all others can be left out."""
+    return {s.id for s in params.region.schools} | set(params.region.comparison_schools)
+
+
 def school_design(params: Params, params_dir: Path = DEFAULT_PARAMS_DIR) -> pd.DataFrame:
     """One row per school in the evaluation: group (pilot / comparison), pilot start and cohort.
 

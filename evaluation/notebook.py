@@ -65,6 +65,14 @@ def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
     return validate(as_text(tables), {n: f"synthetic:{n}" for n in tables})
 
 
+def report_data(data_dir: Path, params: Params) -> ValidationResult:
+    """The validated data set, narrowed to the schools the report can use
+    (`design.candidate_schools`). The pipeline's kernels replace this with a memoised version."""
+    from evaluation.design import candidate_schools
+
+    return validate_dir(data_dir).for_schools(candidate_schools(params))
+
+
 def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str] | None = None,
           params_dir: str = "", estimates_file: str = "", municipality: str = "") -> Run:
     """Validate the parameters first, then load and validate the data."""
@@ -73,5 +81,5 @@ def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str
     params = load_params(region, school_year, overrides, pdir, municipality or None)
     est = Path(estimates_file) if estimates_file else None
     if data_dir:
-        return Run(params, validate_dir(Path(data_dir)), pdir, Path(data_dir), est)
+        return Run(params, report_data(Path(data_dir), params), pdir, Path(data_dir), est)
     return Run(params, synthetic_data(pdir, overrides), pdir, None, est)

@@ -178,6 +178,23 @@ def cached_validate_dir(data_dir: Path):
     return copy.deepcopy(result)
 
 
+def cached_report_data(data_dir: Path, params: Params):
+    """`notebook.report_data` read once per process for unchanged files and the same schools:
+    the data set is validated once, narrowed per report, and a copy of the narrowed (small)
+    result handed out."""
+    from evaluation.design import candidate_schools
+    from evaluation.validation import validate_dir
+
+    signature = _dir_signature(data_dir)
+    schools = frozenset(candidate_schools(params))
+
+    def narrowed():
+        whole = _memo(("validate", *signature), lambda: validate_dir(Path(data_dir)))
+        return whole.for_schools(schools)
+
+    return copy.deepcopy(_memo(("report-data", schools, *signature), narrowed))
+
+
 def warm_kernel() -> None:
     """Run once in a fresh kernel: import the package and memoise reading the data and rebuilding
     the report's estimate frames, which every notebook of a report repeats (seconds each).
@@ -202,6 +219,7 @@ def warm_kernel() -> None:
                 pass
 
     notebook.validate_dir = cached_validate_dir
+    notebook.report_data = cached_report_data
     original = estimates.load_estimates
 
     def load_estimates(path, tables, params, params_dir=DEFAULT_PARAMS_DIR):
@@ -490,7 +508,7 @@ def render_report(
         log(f"no --data given: generating the synthetic data set in {data_dir}")
         write_synthetic(data_dir, overrides, params_dir)
     try:
-        checked = cached_validate_dir(data_dir)
+        checked = cached_report_data(data_dir, params)
     except DataSetError as exc:
         raise PipelineError(str(exc)) from None
     rejected = int(checked.summary()["rejected"].sum())

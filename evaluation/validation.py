@@ -8,7 +8,8 @@ table, so a rejected school also rejects the rows that point to it, each with a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ class ValidationResult:
     problems: pd.DataFrame
     read: dict[str, int]
     files: dict[str, str] = field(default_factory=dict)
+    # Accepted rows per table in the files, kept when `tables` holds one report's schools only.
+    accepted: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,12 +63,31 @@ class ValidationResult:
                 "table": name,
                 "file": self.files.get(name, TABLES[name].filename),
                 "read": self.read[name],
-                "accepted": len(self.tables[name]),
+                "accepted": (self.accepted[name] if self.accepted is not None
+                             else len(self.tables[name])),
                 "rejected": len(self.rejected[name]),
             }
             for name in TABLES
         ]
         return pd.DataFrame(rows)
+
+    def for_schools(self, schools: Iterable[str]) -> ValidationResult:
+        """The accepted rows of these schools only (parent involvement through its
+        trajectories): what one report analyses, a few percent of a national data set. Rows read,
+        accepted and rejected, and the problems, stay those of the files (the data-quality
+        annex reports on the data as delivered)."""
+        ids = pd.Index(sorted(set(schools)), dtype="string")
+        tables = {}
+        for name, frame in self.tables.items():
+            if "school_id" in frame:
+                tables[name] = frame[frame["school_id"].astype("string").isin(ids).to_numpy()]
+        if "parent_involvement" in self.tables and "trajectories" in tables:
+            pi = self.tables["parent_involvement"]
+            tables["parent_involvement"] = pi[pi["trajectory_id"].isin(
+                tables["trajectories"]["trajectory_id"]).to_numpy()]
+        tables = {name: tables.get(name, frame) for name, frame in self.tables.items()}
+        accepted = self.accepted or {name: len(frame) for name, frame in self.tables.items()}
+        return replace(self, tables=tables, accepted=accepted)
 
     def reasons(self) -> pd.DataFrame:
         """Rejected rows per table and reason (a row with two reasons counts under both)."""
