@@ -291,17 +291,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise PipelineError("render --national makes the overview of all regions: leave out "
                                 "--all, --region and --municipality")
         from evaluation.national_report import render_national
-        from evaluation.site import write_index
 
         result = render_national(args.school_year, data_dir=args.data, overrides=args.overrides,
                                  formats=args.formats, output_root=args.output,
                                  build_root=args.build_dir, params_dir=args.params_dir,
                                  renderer=args.renderer)
-        print(f"renderer: {result.renderer}")
-        for fmt, path in result.outputs.items():
-            print(f"{fmt}: {path}")
-        print(f"site index: {write_index(args.output)}")
-        return 0
+        return _published(result, args.output)
     if args.all_:
         from evaluation.batch import render_all_command
 
@@ -322,12 +317,17 @@ def cmd_render(args: argparse.Namespace) -> int:
                            output_root=args.output, params_dir=args.params_dir,
                            renderer=args.renderer, municipality=args.municipality,
                            build_root=args.build_dir)
+    return _published(result, args.output)
+
+
+def _published(result, output_root: Path) -> int:
+    """Say which renderer made the report and where its files are; refresh the site index."""
+    from evaluation.site import write_index
+
     print(f"renderer: {result.renderer}")
     for fmt, path in result.outputs.items():
         print(f"{fmt}: {path}")
-    from evaluation.site import write_index
-
-    print(f"site index: {write_index(args.output)}")
+    print(f"site index: {write_index(output_root)}")
     return 0
 
 
