@@ -106,6 +106,16 @@ def _cell(entry: dict[str, Any], kind: str, word: str, format_name: str, root: P
             f'<span class="size">({format_name}, {_size(path)})</span></td>')
 
 
+def _year_table(caption: str, rows: list[dict[str, Any]], root: Path) -> str:
+    """A table of reports, one row per school year, with a link per format (caption: HTML)."""
+    head = "".join(f'<th scope="col">{word}</th>' for _, word, _ in KINDS)
+    body = "".join(f'<tr><th scope="row">{html.escape(e["school_year"])}</th>'
+                   + "".join(_cell(e, kind, word, fmt, root) for kind, word, fmt in KINDS)
+                   + "</tr>" for e in rows)
+    return (f"<table><caption>{caption}</caption><thead><tr><th scope=\"col\">Schooljaar</th>"
+            f"{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def index_html(entries: list[dict[str, Any]], root: Path, now: dt.datetime | None = None) -> str:
     """The index page for `entries` (from `collect`), with links relative to `root`."""
     now = now or dt.datetime.now().astimezone()
@@ -129,15 +139,8 @@ def index_html(entries: list[dict[str, Any]], root: Path, now: dt.datetime | Non
         parts.append('<section aria-labelledby="landelijk">')
         parts.append('<h2 id="landelijk">Landelijk overzicht</h2>')
         parts.append("<p>Alle regio's naast elkaar, per schooljaar.</p>")
-        parts.append("<table><caption>Landelijke overzichten per schooljaar</caption>")
-        parts.append('<thead><tr><th scope="col">Schooljaar</th>'
-                     + "".join(f'<th scope="col">{word}</th>' for _, word, _ in KINDS)
-                     + "</tr></thead><tbody>")
-        for e in national:
-            parts.append(f'<tr><th scope="row">{html.escape(e["school_year"])}</th>'
-                         + "".join(_cell(e, kind, word, fmt, root)
-                                   for kind, word, fmt in KINDS) + "</tr>")
-        parts.append("</tbody></table></section>")
+        parts.append(_year_table("Landelijke overzichten per schooljaar", national, root))
+        parts.append("</section>")
     if not regions and not national:
         parts.append("<p>Er zijn nog geen rapporten gepubliceerd.</p>")
     elif regions:
@@ -163,17 +166,9 @@ def index_html(entries: list[dict[str, Any]], root: Path, now: dt.datetime | Non
             heading = _unit_heading(rows[0])
             anchor = html.escape(f"{rid}-{slug(unit) if unit else 'regio'}")
             parts.append(f'<h3 id="{anchor}">{html.escape(heading)}</h3>')
-            parts.append("<table>")
-            parts.append(f"<caption>Rapporten {html.escape(f'gemeente {unit}' if unit else 'hele regio')}, "
-                         f"regio {name}, per schooljaar</caption>")
-            parts.append('<thead><tr><th scope="col">Schooljaar</th>'
-                         + "".join(f'<th scope="col">{word}</th>' for _, word, _ in KINDS)
-                         + "</tr></thead><tbody>")
-            for e in rows:
-                parts.append(f'<tr><th scope="row">{html.escape(e["school_year"])}</th>'
-                             + "".join(_cell(e, kind, word, fmt, root)
-                                       for kind, word, fmt in KINDS) + "</tr>")
-            parts.append("</tbody></table>")
+            which = f"gemeente {unit}" if unit else "hele regio"
+            parts.append(_year_table(f"Rapporten {html.escape(which)}, regio {name}, per "
+                                     "schooljaar", rows, root))
         parts.append("</section>")
     stamp = f"{dutch_date(now.date())}, {now:%H:%M}"
     parts += ["</main>", f"<footer><p>Deze pagina is bijgewerkt op {stamp}. Aantallen in de "
