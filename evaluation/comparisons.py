@@ -112,14 +112,20 @@ def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate
                     est, low, high, p, n=n, n_clusters=n_clusters)
 
 
+def school_year_counts(data: pd.DataFrame) -> pd.DataFrame:
+    """Events and exposure per school and school year, and whether the pilot ran there then:
+    the cells of the Poisson difference-in-differences."""
+    return (data.groupby(["school_id", "school_year"], observed=True)
+            .agg(count=("count", "sum"), exposure=("exposure", "sum"),
+                 treated=("treated", "max")).reset_index())
+
+
 def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
     """Pilot against comparison schools over the analysis years, with school and year effects."""
     alpha = params.analysis.alpha
     n_clusters = int(data["school_id"].nunique())
     if ind.kind == "rate":
-        agg = (data.groupby(["school_id", "school_year"], observed=True)
-               .agg(count=("count", "sum"), exposure=("exposure", "sum"),
-                    treated=("treated", "max")).reset_index())
+        agg = school_year_counts(data)
         est, low, high, p = poisson_effect_crv3(agg, "treated", ["school_id", "school_year"],
                                                 "school_id", alpha)
         method = "Poisson-regressie, school- en schooljaarvaste effecten"

@@ -686,9 +686,7 @@ def region_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
     if ind.kind == "duration" and inference == "clustergecorrigeerd":
         return _duration_did(ind, data, params, inference)
     if ind.kind == "rate" and "CRV3" in inference:
-        agg = (data.groupby(["school_id", "school_year"], observed=True)
-               .agg(count=("count", "sum"), exposure=("exposure", "sum"),
-                    treated=("treated", "max")).reset_index())
+        agg = comparisons.school_year_counts(data)
         est, low, high, p = poisson_crv3_twfe(
             agg["count"].to_numpy(), agg["exposure"].to_numpy(), agg["treated"].to_numpy(),
             agg["school_id"].to_numpy(), agg["school_year"].to_numpy(), alpha)
@@ -718,9 +716,7 @@ def absorbed_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
     alpha = params.analysis.alpha
     n_clusters = int(data["school_id"].nunique())
     if ind.kind == "rate":
-        agg = (data.groupby(["school_id", "school_year"], observed=True)
-               .agg(count=("count", "sum"), exposure=("exposure", "sum"),
-                    treated=("treated", "max")).reset_index())
+        agg = comparisons.school_year_counts(data)
         est, low, high, p = poisson_twfe(agg["count"].to_numpy(), agg["exposure"].to_numpy(),
                                          agg["treated"].to_numpy(), agg["school_id"].to_numpy(),
                                          agg["school_year"].to_numpy(), alpha)

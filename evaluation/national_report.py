@@ -451,10 +451,7 @@ def render_national(
             checked = pipeline.cached_validate_dir(data_dir)
         except DataSetError as exc:
             raise NationalReportError(str(exc)) from None
-        rejected = int(checked.summary()["rejected"].sum())
-        if rejected:
-            log(f"data: {rejected} row(s) rejected; they are counted in the data-quality annex "
-                f"(run `evaluation validate {data_dir}` for each reason)")
+        rejected = pipeline.log_rejected(checked, data_dir, log)
         year = choose_school_year(school_year, data_school_years(checked.tables))
         params = template_params(regions, year, overrides, pdir)
         formats = list(formats or params.report.formats)

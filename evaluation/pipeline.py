@@ -484,6 +484,16 @@ def publish(outputs: dict[str, Path], dest_dir: Path,
     return {kind: target for kind, (_, target) in staged.items()}
 
 
+def log_rejected(checked, data_dir: Path, log: Callable[[str], None]) -> int:
+    """Say how many rows validation rejected (the report's annex counts them with reasons);
+    returns that number."""
+    rejected = int(checked.summary()["rejected"].sum())
+    if rejected:
+        log(f"data: {rejected} row(s) rejected; they are counted in the data-quality annex "
+            f"(run `evaluation validate {data_dir}` for each reason)")
+    return rejected
+
+
 def render_report(
     region: str,
     school_year: str,
@@ -511,10 +521,7 @@ def render_report(
         checked = cached_report_data(data_dir, params)
     except DataSetError as exc:
         raise PipelineError(str(exc)) from None
-    rejected = int(checked.summary()["rejected"].sum())
-    if rejected:
-        log(f"data: {rejected} row(s) rejected; they are counted in the data-quality annex "
-            f"(run `evaluation validate {data_dir}` for each reason)")
+    rejected = log_rejected(checked, data_dir, log)
     started = time.time()
     built = build_report(params, Path(data_dir), checked.tables, overrides, params_dir, formats,
                          build_root, renderer, log)

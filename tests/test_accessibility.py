@@ -159,13 +159,20 @@ def _tools() -> tuple[str | None, str | None, list[str]]:
     return node, chromium, missing
 
 
-def _axe(path: Path) -> tuple[int, dict, str]:
+def require_tools() -> tuple[str, str]:
+    """node and chromium for axe; skip without them, fail where CI requires them
+    (A11Y_REQUIRED=1, so that a missing install step cannot hide behind a skip)."""
     node, chromium, missing = _tools()
     if missing:
         message = f"axe check needs {', '.join(missing)}; install with: {INSTALL}"
         if os.environ.get("A11Y_REQUIRED") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    return node, chromium
+
+
+def _axe(path: Path) -> tuple[int, dict, str]:
+    node, chromium = require_tools()
     proc = subprocess.run([node, str(SCRIPT), str(path)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "CHROMIUM": chromium}, check=False)
     if proc.returncode not in (0, 1):

@@ -204,15 +204,21 @@ def test_one_changed_params_value_reruns_only_its_dependants(fake_render, params
     assert len(calls) == 27
 
 
+def _sources_copy(dest: Path, notebooks: Path = REPO / "notebooks",
+                  reports: Path = REPO / "reports", quarto: Path = REPO / "_quarto.yml") -> Sources:
+    """A copy of the report sources (notebooks, reports, _quarto.yml) to change or to pin."""
+    shutil.copytree(notebooks, dest / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(reports, dest / "reports")
+    shutil.copy2(quarto, dest / "_quarto.yml")
+    return Sources(dest / "_quarto.yml", dest / "reports", dest / "notebooks")
+
+
 def test_changed_data_notebook_or_format_reruns(fake_render, params_dir, synthetic_dir, tmp_path):
     calls, _ = fake_render
     out = tmp_path / "_output"
     sources = tmp_path / "sources"
-    shutil.copytree(REPO / "notebooks", sources / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copytree(REPO / "reports", sources / "reports")
-    shutil.copy2(REPO / "_quarto.yml", sources / "_quarto.yml")
-    src = Sources(sources / "_quarto.yml", sources / "reports", sources / "notebooks")
+    src = _sources_copy(sources)
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
     keys = {"select": lambda t: t.school_year == "2016-2017"}
@@ -341,12 +347,7 @@ def project(tmp_path_factory, synthetic_dir):
     tests run do not count as changes; the package hash is pinned for the same reason."""
     root = tmp_path_factory.mktemp("batch")
     params = _params_copy(root / "params")
-    src = root / "sources"
-    shutil.copytree(REPO / "notebooks", src / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copytree(REPO / "reports", src / "reports")
-    shutil.copy2(REPO / "_quarto.yml", src / "_quarto.yml")
-    sources = Sources(src / "_quarto.yml", src / "reports", src / "notebooks")
+    sources = _sources_copy(root / "sources")
     with pytest.MonkeyPatch.context() as mp:
         pinned = batch.package_hash()
         mp.setattr(batch, "package_hash", lambda: pinned)
@@ -433,18 +434,15 @@ def test_a_failing_notebook_fails_its_report_only_and_keeps_the_last_good_output
     lopik = out / "lekstroom/lopik/2014-2015"
     before = {p.name: p.read_bytes() for p in lopik.iterdir()}
     # A copy of the sources in which the first notebook fails for Lopik only.
-    broken = root / "broken"
-    shutil.copytree(sources.notebooks_dir, broken / "notebooks")
-    shutil.copytree(sources.reports_dir, broken / "reports")
-    shutil.copy2(sources.quarto_file, broken / "_quarto.yml")
-    path = broken / "notebooks" / "00-data-quality.ipynb"
+    broken = _sources_copy(root / "broken", sources.notebooks_dir, sources.reports_dir,
+                           sources.quarto_file)
+    path = broken.notebooks_dir / "00-data-quality.ipynb"
     nb = nbformat.read(path, as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
         f'if municipality == "{LOPIK}":\n    raise RuntimeError("geplante testfout")'))
     nbformat.write(nb, path)
-    result = _render((root, params, Sources(broken / "_quarto.yml", broken / "reports",
-                                            broken / "notebooks"), data))
+    result = _render((root, params, broken, data))
     status = {r.key: r for r in result.results}
     assert status["lekstroom/vianen/2014-2015"].status == "done"
     failed = status["lekstroom/lopik/2014-2015"]

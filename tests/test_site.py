@@ -158,14 +158,9 @@ def test_index_html_is_escaped(output):
 def test_index_passes_axe(output):
     """WCAG 2.1 AA and axe's best practices; skipped without the tools only where they are not
     required (CI sets A11Y_REQUIRED=1, so that a missing install step fails)."""
-    from test_accessibility import INSTALL, _tools
+    from test_accessibility import require_tools
 
-    node, chromium, missing = _tools()
-    if missing:
-        message = f"axe check needs {', '.join(missing)}; install with: {INSTALL}"
-        if os.environ.get("A11Y_REQUIRED") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    node, chromium = require_tools()
     index = write_index(output)
     done = subprocess.run([node, str(A11Y / "axe-check.mjs"), str(index), "--tags",
                            "best-practice"], capture_output=True, text=True, timeout=180,
