@@ -50,9 +50,9 @@ def _peak_rss_mb() -> float:
 
 
 def worker_generate(pupils: int, seed: int, data_dir: Path) -> dict:
-    from evaluation.national import national_config, national_regions, write_parquet_tables
+    from evaluation.data.synthetic_national import national_config, national_regions, write_parquet_tables
     from evaluation.params import load_synthetic
-    from evaluation.synthetic import generate
+    from evaluation.data.synthetic import generate
 
     start = time.perf_counter()
     config = national_config(load_synthetic().model_copy(update={"seed": seed}))
@@ -69,7 +69,7 @@ def worker_generate(pupils: int, seed: int, data_dir: Path) -> dict:
 
 
 def worker_estimates(pupils: int, seed: int, data_dir: Path) -> dict:
-    from evaluation.national import estimates_all_regions, national_regions, read_parquet_tables
+    from evaluation.data.synthetic_national import estimates_all_regions, national_regions, read_parquet_tables
     from evaluation.params import load_params
 
     start = time.perf_counter()

@@ -47,21 +47,21 @@ RESULTS_DIR = REPO / "benchmarks" / "results"
 # --- phases (each runs in its own process) -----------------------------------------------------
 
 def _tasks(args: argparse.Namespace):
-    from evaluation.batch import last_school_year, plan
+    from evaluation.run.batch import last_school_year, plan
 
     return plan(last_school_year(Path(args.data)), formats=args.formats)[: args.reports]
 
 
 def phase_naive(args: argparse.Namespace) -> None:
     """The loop a user would write without the batch: papermill per notebook, then render."""
-    from evaluation.pipeline import (
+    from evaluation.run.pipeline import (
         DOCUMENT,
         compute_estimates,
         prepare_build_dir,
         publish,
         report_dir,
     )
-    from evaluation.rendering import render
+    from evaluation.report.rendering import render
 
     root = Path(args.root)
     tables = None
@@ -71,7 +71,7 @@ def phase_naive(args: argparse.Namespace) -> None:
         prepare_build_dir(build, params)
         estimates = ""
         if args.naive_estimates == "once":
-            from evaluation.validation import validate_dir
+            from evaluation.data.validation import validate_dir
 
             tables = tables or validate_dir(Path(args.data)).tables
             estimates = str(compute_estimates(build, params, tables, REPO / "params"))
@@ -91,7 +91,7 @@ def phase_naive(args: argparse.Namespace) -> None:
 
 def phase_batch(args: argparse.Namespace) -> None:
     """`render --all` on the first N reports of the plan."""
-    from evaluation.batch import render_all
+    from evaluation.run.batch import render_all
 
     root = Path(args.root)
     keys = {t.key for t in _tasks(args)}
@@ -111,14 +111,14 @@ def phase_kernels(args: argparse.Namespace) -> None:
     estimates are computed beforehand and not timed."""
     import papermill as pm
 
-    from evaluation.pipeline import (
+    from evaluation.run.pipeline import (
         KernelSession,
         compute_estimates,
         execute_notebooks,
         prepare_build_dir,
         report_dir,
     )
-    from evaluation.validation import validate_dir
+    from evaluation.data.validation import validate_dir
 
     root, data = Path(args.root), Path(args.data).resolve()
     tables = validate_dir(data).tables
@@ -242,7 +242,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="render-benchmark-"))
     try:
         if args.data is None:
-            from evaluation.pipeline import write_synthetic
+            from evaluation.run.pipeline import write_synthetic
 
             args.data = str(work / "data")
             write_synthetic(Path(args.data))

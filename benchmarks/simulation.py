@@ -13,7 +13,7 @@
    correction (column `significant`, difference-in-differences), and per indicator the share
    significant before and after the correction.
 
-The truths (derived from `evaluation/synthetic.py`, see `known_truths`):
+The truths (derived from `evaluation/data/synthetic.py`, see `known_truths`):
 
 * care_reports_per_100, DiD (rate ratio): `care_report_rate_ratio`; the pilot multiplies every
   pupil's care-report rate from the school's start on.
@@ -74,10 +74,11 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation import comparisons, synthetic
-from evaluation.estimates import EstimateSet, estimate_all
+from evaluation.analysis import comparisons
+from evaluation.data import synthetic
+from evaluation.analysis.estimates import EstimateSet, estimate_all
 from evaluation.params import Params, Region, Synthetic, load_params, load_regions, load_synthetic
-from evaluation.provenance import git_commit
+from evaluation.report.provenance import git_commit
 from evaluation.registry import PRIMARY
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from evaluation.dataset import DataSetError
+from evaluation.data.reading import DataSetError
 from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
 
 SET_HELP = ("override a parameter for this run, as key=value with dotted keys for nested ones "
@@ -229,23 +229,23 @@ def cmd_data(args: argparse.Namespace) -> int:
     overrides = _synthetic_overrides(args)
     if args.data_command == "synthetic":
         if args.scale:
-            from evaluation.national import write_national
+            from evaluation.data.synthetic_national import write_national
 
             written = write_national(args.out, args.scale, args.format, overrides, args.params_dir)
         elif args.format == "parquet":
-            from evaluation.national import write_parquet_tables
-            from evaluation.synthetic import generate
+            from evaluation.data.synthetic import generate
+            from evaluation.data.synthetic_national import write_parquet_tables
 
             tables = generate(load_regions(args.params_dir),
                               load_synthetic(overrides, args.params_dir))
             written = write_parquet_tables(tables, args.out)
         else:
-            from evaluation.pipeline import write_synthetic
+            from evaluation.run.pipeline import write_synthetic
 
             written = write_synthetic(args.out, overrides, args.params_dir)
         print(f"wrote {len(written)} files to {args.out}")
         return 0
-    from evaluation.synthetic import truth
+    from evaluation.data.synthetic import truth
 
     print(json.dumps(truth(load_regions(args.params_dir), load_synthetic(overrides, args.params_dir)),
                      indent=2, ensure_ascii=False, default=str))
@@ -253,7 +253,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from evaluation.validation import format_problem, validate_dir
+    from evaluation.data.validation import format_problem, validate_dir
 
     result = validate_dir(args.data_dir)
     problems = result.problems
@@ -276,7 +276,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_params(args: argparse.Namespace) -> int:
     from evaluation.params import load_params
-    from evaluation.provenance import params_yaml
+    from evaluation.report.provenance import params_yaml
 
     print(params_yaml(load_params(args.region, args.school_year, args.overrides, args.params_dir)),
           end="")
@@ -284,13 +284,13 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from evaluation.pipeline import PipelineError, render_report
+    from evaluation.run.pipeline import PipelineError, render_report
 
     if args.national:
         if args.all_ or args.region or args.municipality:
             raise PipelineError("render --national makes the overview of all regions: leave out "
                                 "--all, --region and --municipality")
-        from evaluation.national_report import render_national
+        from evaluation.national.build import render_national
 
         result = render_national(args.school_year, data_dir=args.data, overrides=args.overrides,
                                  formats=args.formats, output_root=args.output,
@@ -298,7 +298,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                                  renderer=args.renderer)
         return _published(result, args.output)
     if args.all_:
-        from evaluation.batch import render_all_command
+        from evaluation.run.batch import render_all_command
 
         if args.municipality:
             raise PipelineError("render --all makes every municipality report already; "
@@ -322,7 +322,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _published(result, output_root: Path) -> int:
     """Say which renderer made the report and where its files are; refresh the site index."""
-    from evaluation.site import write_index
+    from evaluation.report.site import write_index
 
     print(f"renderer: {result.renderer}")
     for fmt, path in result.outputs.items():
@@ -332,7 +332,7 @@ def _published(result, output_root: Path) -> int:
 
 
 def cmd_estimates(args: argparse.Namespace) -> int:
-    from evaluation.pipeline import PipelineError
+    from evaluation.run.pipeline import PipelineError
 
     if args.all_regions:
         if args.region or args.municipality or args.costs:
@@ -348,9 +348,9 @@ def cmd_estimates(args: argparse.Namespace) -> int:
 
 def _estimates_all_regions(args: argparse.Namespace) -> int:
     """Every region of a (national) data set side by side, plus the nation."""
-    from evaluation.national import estimates_all_regions
+    from evaluation.data.synthetic_national import estimates_all_regions
+    from evaluation.data.validation import validate_dir
     from evaluation.params import load_params, load_regions
-    from evaluation.validation import validate_dir
 
     if args.data is None:
         raise DataSetError("--all-regions needs --data DIR (a data set such as "
@@ -396,15 +396,15 @@ def pd_isna(value: object) -> bool:
 
 
 def _estimates_one(args: argparse.Namespace) -> int:
-    from evaluation.estimates import estimate_all, format_table, to_records
-    from evaluation.notebook import setup
+    from evaluation.analysis.estimates import estimate_all, format_table, to_records
+    from evaluation.report.notebook import setup
 
     run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
                 str(args.params_dir), municipality=args.municipality or "")
     es = estimate_all(run.data.tables, run.params, run.params_dir)
     cb = None
     if args.costs:
-        from evaluation import costs as cost
+        from evaluation.analysis import costs as cost
 
         cb = cost.cost_benefit(es, cost.costs_of(run.params), tables=run.data.tables)
     if args.format == "json":
@@ -422,8 +422,8 @@ def _estimates_one(args: argparse.Namespace) -> int:
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
-    from evaluation.notebook import setup
-    from evaluation.robustness import robustness, robustness_summary
+    from evaluation.analysis.robustness import robustness, robustness_summary
+    from evaluation.report.notebook import setup
 
     run = setup(args.region, args.school_year, str(args.data or ""), args.overrides,
                 str(args.params_dir), municipality=args.municipality or "")
@@ -441,7 +441,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def cmd_did(args: argparse.Namespace) -> int:
-    from evaluation.staggered import StaggeredInputError, did_from_csv
+    from evaluation.analysis.staggered import StaggeredInputError, did_from_csv
 
     try:
         result = did_from_csv(args.panel, args.unit, args.time, args.cohort, args.outcome,
@@ -466,7 +466,7 @@ def cmd_did(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from evaluation.audit import audit_command
+    from evaluation.report.audit import audit_command
 
     min_count = args.min_count
     if min_count is None:
@@ -480,7 +480,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_context(args: argparse.Namespace) -> int:
-    from evaluation.context import DEFAULT_CACHE_DIR, context_refresh_command
+    from evaluation.data.context import DEFAULT_CACHE_DIR, context_refresh_command
 
     municipalities = None
     if args.region:
@@ -494,7 +494,7 @@ def cmd_context(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from evaluation.importing import import_command
+    from evaluation.data.importing import import_command
 
     return import_command(args.sources, args.mapping, args.out)
 
@@ -513,7 +513,7 @@ def _use_the_datas_params(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from evaluation.pipeline import PipelineError
+    from evaluation.run.pipeline import PipelineError
 
     args = build_parser().parse_args(argv)
     _use_the_datas_params(args)

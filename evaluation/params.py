@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from evaluation.datamodel import MUNICIPALITY_CODE
+from evaluation.data.datamodel import MUNICIPALITY_CODE
 
 DEFAULT_PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
 DEFAULTS_FILE = "defaults.yml"
@@ -213,7 +213,7 @@ class Report(Strict):
     organisation: str = "Evaluatieteam jeugdhulp en onderwijs"
 
 
-# --- costs: amounts with their source (used by evaluation/costs.py) ----------------------------
+# --- costs: amounts with their source (used by evaluation/analysis/costs.py) ----------------------------
 
 EXAMPLE_SOURCE_PREFIX = "voorbeeldwaarde"  # the source of an example value begins with this
 

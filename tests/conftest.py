@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation.datamodel import TABLES
-from evaluation.dataset import write_tables
+from evaluation.data.datamodel import TABLES
+from evaluation.data.reading import write_tables
+from evaluation.data.synthetic import generate
 from evaluation.params import load_regions, load_synthetic
-from evaluation.synthetic import generate
 
 
 @pytest.fixture(scope="session")

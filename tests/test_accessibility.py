@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.pipeline import render_report
+from evaluation.run.pipeline import render_report
 
 A11Y = Path(__file__).resolve().parent / "a11y"
 SCRIPT = A11Y / "axe-check.mjs"

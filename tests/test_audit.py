@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import typst
 
-from evaluation.audit import (
+from evaluation.report.audit import (
     audit,
     audit_command,
     count_columns,
@@ -29,7 +29,7 @@ from evaluation.audit import (
     pipe_tables,
     redact,
 )
-from evaluation.pipeline import render_report
+from evaluation.run.pipeline import render_report
 
 VALID_BSN = "123456782"  # passes the eleven-test; a textbook example, nobody's number
 INVALID_BSN = "123456789"

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from evaluation import batch
-from evaluation.batch import (
+from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
+from evaluation.run import batch
+from evaluation.run.batch import (
     EXECUTORS,
     Task,
     TaskResult,
@@ -30,8 +31,7 @@ from evaluation.batch import (
     school_years,
     write_manifest,
 )
-from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
-from evaluation.pipeline import OUTPUT_NAMES, REPO, PipelineError, Sources, publish
+from evaluation.run.pipeline import OUTPUT_NAMES, REPO, PipelineError, Sources, publish
 
 LOPIK = "GM0331"
 
@@ -265,8 +265,8 @@ def test_a_failing_report_does_not_stop_the_others(fake_render, params_dir, synt
 
 
 def test_a_single_render_counts_as_done_for_the_batch(fake_render, synthetic_dir, tmp_path):
-    from evaluation.batch import record_single_render
     from evaluation.params import load_params
+    from evaluation.run.batch import record_single_render
 
     calls, _ = fake_render
     out = tmp_path / "_output" / "lekstroom" / "lopik" / "2014-2015"
@@ -413,7 +413,7 @@ def test_workbook_has_the_cost_tables_marked_as_example_values(rendered, project
 def test_workbook_numbers_are_the_reports_estimates(rendered, project):
     from openpyxl import load_workbook
 
-    from evaluation.excel import ESTIMATE_COLUMNS
+    from evaluation.report.workbook import ESTIMATE_COLUMNS
 
     root = project[0]
     estimates = pd.read_parquet(root / "_output-build/lekstroom/vianen/2014-2015/estimates.parquet")
@@ -455,7 +455,7 @@ def test_a_failing_notebook_fails_its_report_only_and_keeps_the_last_good_output
 @pytest.fixture(scope="module")
 def national_set(tmp_path_factory):
     """A small national data set in Parquet with its own params (as `data synthetic --scale`)."""
-    from evaluation.national import write_national
+    from evaluation.data.synthetic_national import write_national
 
     out = tmp_path_factory.mktemp("national-set")
     write_national(out, 20_000, "parquet")

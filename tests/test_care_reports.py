@@ -2,11 +2,11 @@
 
 import pytest
 
-from evaluation import care_reports
-from evaluation.comparisons import BEFORE_AFTER, DID, ITS
-from evaluation.design import school_design
-from evaluation.estimates import estimate_all
-from evaluation.notebook import setup
+from evaluation.analysis import care_reports
+from evaluation.analysis.comparisons import BEFORE_AFTER, DID, ITS
+from evaluation.analysis.design import school_design
+from evaluation.analysis.estimates import estimate_all
+from evaluation.report.notebook import setup
 
 INDICATOR = "care_reports_per_100"
 

@@ -19,9 +19,8 @@ import pandas as pd
 import pytest
 import requests
 
-from evaluation import context
-from evaluation import formatting as f
-from evaluation.context import (
+from evaluation.data import context
+from evaluation.data.context import (
     NOT_REACHABLE,
     UNAVAILABLE,
     ContextRefreshError,
@@ -33,6 +32,7 @@ from evaluation.context import (
     store_extract,
 )
 from evaluation.params import load_regions
+from evaluation.report import formatting as f
 
 EXCERPT = Path(__file__).resolve().parents[2] / "shared/data/cbs/85098NED-2022-excerpt.csv"
 TABLE = "85098NED"

@@ -15,8 +15,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from evaluation.comparisons import DID  # noqa: E402
-from evaluation.costs import (  # noqa: E402
+from evaluation.analysis.comparisons import DID  # noqa: E402
+from evaluation.analysis.costs import (  # noqa: E402
     DOUBLE_INTAKE,
     EXAMPLE_COSTS_FILE,
     REFERRALS,
@@ -28,7 +28,7 @@ from evaluation.costs import (  # noqa: E402
     cost_table,
     load_costs,
 )
-from evaluation.estimates import EstimateSet  # noqa: E402
+from evaluation.analysis.estimates import EstimateSet  # noqa: E402
 from evaluation.params import load_params, region_files  # noqa: E402
 
 YEAR = "2014-2015"
@@ -207,8 +207,8 @@ def test_municipality_by_residence_attributes_costs(params):
 
 
 def test_synthetic_data_gives_finite_figures():
-    from evaluation.estimates import estimate_all
-    from evaluation.notebook import setup
+    from evaluation.analysis.estimates import estimate_all
+    from evaluation.report.notebook import setup
 
     run = setup("lekstroom", YEAR)
     # Only the indicators the costs read: the full estimate set takes too long for this test.

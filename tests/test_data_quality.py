@@ -2,7 +2,7 @@
 
 import json
 
-from evaluation import data_quality
+from evaluation.report import data_quality
 
 
 def test_annex_shows_import_counts_and_reasons(tmp_path):

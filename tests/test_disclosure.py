@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.disclosure import (
+from evaluation.params import Disclosure
+from evaluation.report.disclosure import (
     TOTAL,
     DisclosureError,
     PublishedTable,
@@ -19,7 +20,6 @@ from evaluation.disclosure import (
     protect_rates,
     round_to_base,
 )
-from evaluation.params import Disclosure
 
 DEFAULT = Disclosure()  # min_count 10, rounding_base 5
 SMALL = Disclosure(min_count=5, rounding_base=3)

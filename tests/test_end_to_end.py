@@ -8,11 +8,12 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from evaluation import care_reports, presentation
-from evaluation.comparisons import DID
-from evaluation.notebook import setup
-from evaluation.pipeline import render_report, write_synthetic
+from evaluation.analysis import care_reports
+from evaluation.analysis.comparisons import DID
 from evaluation.registry import PRIMARY
+from evaluation.report import findings
+from evaluation.report.notebook import setup
+from evaluation.run.pipeline import render_report, write_synthetic
 
 
 def _words(text: str) -> str:
@@ -82,7 +83,7 @@ def test_html_and_pdf_show_the_same_computed_numbers(texts, expected, estimates)
     # computes it, appears in both renders.
     for ind in PRIMARY:
         row = estimates.get(ind, DID)
-        figures.append(presentation.effect(row["estimate"], row["unit"]))
+        figures.append(findings.effect(row["estimate"], row["unit"]))
     for figure in figures:
         assert figure in body, f"{figure!r} missing from the HTML"
         assert figure in pdf, f"{figure!r} missing from the PDF"

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from evaluation.estimates import estimate_all, save_estimates
-from evaluation.excel import (
+from evaluation.analysis.estimates import estimate_all, save_estimates
+from evaluation.report.notebook import setup, show_table
+from evaluation.report.workbook import (
     ESTIMATE_COLUMNS,
     ESTIMATES_SHEET,
     INFO_SHEET,
@@ -19,8 +20,7 @@ from evaluation.excel import (
     sheet_names,
     write_workbook,
 )
-from evaluation.notebook import setup, show_table
-from evaluation.pipeline import TABLE_ORDER_FILE
+from evaluation.run.pipeline import TABLE_ORDER_FILE
 
 LONG = "referrals-by-referrer-and-school-year-with-totals"
 
@@ -119,7 +119,7 @@ def test_notes_sheet_names_unit_year_rules_and_time(workbook):
 
 
 def test_workbook_passes_the_publication_audit(workbook, synthetic_dir):
-    audit = pytest.importorskip("evaluation.audit")
+    audit = pytest.importorskip("evaluation.report.audit")
     path, _ = workbook
     assert audit.audit(path.parent, synthetic_dir, files=[path]) == []
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.formatting import (
+from evaluation.report.formatting import (
     SUPPRESSED,
     integer,
     interval,
@@ -103,7 +103,7 @@ def test_markdown_table_alignment_can_be_chosen_and_numeric_na_is_suppressed():
 def test_a_bar_inside_a_cell_does_not_break_the_table():
     import pandas as pd
 
-    from evaluation.formatting import markdown_table
+    from evaluation.report.formatting import markdown_table
 
     table = markdown_table(pd.DataFrame({"a": ["x|y"], "b": ["1"]}))
     assert table.splitlines()[-1] == r"| x\|y | 1 |"

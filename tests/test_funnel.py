@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from evaluation.funnel import funnel_figure, funnel_frame, funnel_limits, region_counts  # noqa: E402
+from evaluation.national.funnel import funnel_figure, funnel_frame, funnel_limits, region_counts  # noqa: E402
 
 
 def _hand_interpolated(p: float, mean: float) -> float:

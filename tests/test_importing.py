@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluation.datamodel import TABLES
-from evaluation.importing import (
+from evaluation.data.datamodel import TABLES
+from evaluation.data.importing import (
     QUARANTINE_DIR,
     REPORT_FILE,
     ImportDataError,
@@ -33,13 +33,13 @@ from evaluation.importing import (
     is_personal_header,
     read_source,
 )
-from evaluation.pseudonymisation import (
+from evaluation.data.pseudonymisation import (
     KEY_ENV,
     KEY_FILE_ENV,
     looks_like_bsn_column,
     pseudonymise,
 )
-from evaluation.validation import validate_dir
+from evaluation.data.validation import validate_dir
 
 KEY = "test-hmac-key-" + "9f3b1c7d2e5a4b6c" * 3
 OTHER_KEY = "other-hmac-key-" + "0a1b2c3d4e5f6a7b" * 3

@@ -13,7 +13,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from evaluation.inference import (
+from evaluation.analysis.inference import (
     _poisson_fit,
     crv3_ols,
     crv3_poisson,
@@ -216,7 +216,7 @@ def test_crv3_poisson_refits_equal_statsmodels():
 def test_drop_in_helpers_keep_the_point_estimates():
     """`poisson_effect_crv3` and `fe_ols_wild` (for `statistics.poisson_effect` and
     `comparisons._fe_ols`) keep the point estimates and only change the interval."""
-    from evaluation.statistics import poisson_effect
+    from evaluation.analysis.statistics import poisson_effect
 
     y, X, school, offset = count_panel(12, np.random.default_rng(6))
     panel = pd.DataFrame({"count": y, "exposure": np.exp(offset), "treated": X[:, 1],
@@ -242,7 +242,7 @@ def test_drop_in_helpers_keep_the_point_estimates():
 
 
 def test_staggered_jackknife_on_a_small_panel():
-    from evaluation.staggered import att_gt
+    from evaluation.analysis.staggered import att_gt
 
     rng = np.random.default_rng(9)
     units, years = np.arange(14), np.arange(2010, 2016)

@@ -16,12 +16,15 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from evaluation import comparisons
-from evaluation.datamodel import TABLES
-from evaluation.dataset import DataSetError
-from evaluation.design import analysis_years, school_design
-from evaluation.indicators import analysis_frame
-from evaluation.national import (
+from evaluation.analysis import comparisons
+from evaluation.analysis.design import analysis_years, school_design
+from evaluation.analysis.indicators import analysis_frame
+from evaluation.analysis.statistics import poisson_effect
+from evaluation.analysis.survival import cox_effect
+from evaluation.data.datamodel import TABLES
+from evaluation.data.reading import DataSetError
+from evaluation.data.synthetic import generate
+from evaluation.data.synthetic_national import (
     KEPT_REGIONS,
     NATIONAL_ID,
     NO_PILOT,
@@ -41,12 +44,9 @@ from evaluation.national import (
     write_national,
     write_parquet_tables,
 )
+from evaluation.data.validation import as_text
 from evaluation.params import load_params, load_regions, load_synthetic
 from evaluation.registry import INDICATORS, PRIMARY
-from evaluation.statistics import poisson_effect
-from evaluation.survival import cox_effect
-from evaluation.synthetic import generate
-from evaluation.validation import as_text
 
 SCALE = 20_000
 SEED = 20130801

@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from test_accessibility import _axe, _describe, _Page
 
-from evaluation import formatting as f
-from evaluation import national_report as nr
-from evaluation.audit import count_columns
-from evaluation.disclosure import round_to_base
-from evaluation.national import estimates_all_regions, region_funnel, write_national
+from evaluation.data.synthetic_national import estimates_all_regions, region_funnel, write_national
+from evaluation.national import build as nr
 from evaluation.params import load_params, load_regions
-from evaluation.pipeline import PipelineError, cached_validate_dir
-from evaluation.presentation import effect, interval
 from evaluation.registry import INDICATORS, PRIMARY
+from evaluation.report import formatting as f
+from evaluation.report.audit import count_columns
+from evaluation.report.disclosure import round_to_base
+from evaluation.report.findings import effect, interval
+from evaluation.run.pipeline import PipelineError, cached_validate_dir
 
 SCALE = 30_000
 YEAR = "2016-2017"  # the last school year of the national set
@@ -310,7 +310,7 @@ def test_axe_finds_no_wcag_2_1_aa_violations(rendered) -> None:
 
 
 def test_the_site_index_lists_the_national_overview(rendered) -> None:
-    from evaluation.site import write_index
+    from evaluation.report.site import write_index
 
     result, root = rendered
     index = write_index(root / "_output").read_text(encoding="utf-8")

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evaluation.dataset import DataSetError, file_hashes, table_files
-from evaluation.national import write_parquet_tables
-from evaluation.validation import format_problem, validate_dir
+from evaluation.data.reading import DataSetError, file_hashes, table_files
+from evaluation.data.synthetic_national import write_parquet_tables
+from evaluation.data.validation import format_problem, validate_dir
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_file_hashes_cover_parquet_files(parquet_dir):
 
 
 def test_audit_collects_identifiers_from_parquet_as_from_csv(parquet_dir, synthetic_dir):
-    from evaluation.audit import collect_identifiers
+    from evaluation.report.audit import collect_identifiers
 
     from_parquet = collect_identifiers(parquet_dir)
     assert from_parquet == collect_identifiers(synthetic_dir)

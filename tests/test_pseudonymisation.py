@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.pseudonymisation import (
+from evaluation.data.pseudonymisation import (
     KEY_ENV,
     KEY_FILE_ENV,
     PseudonymisationKeyError,

@@ -4,18 +4,19 @@ disclosure control, whatever the thresholds."""
 import pandas as pd
 import pytest
 
-from evaluation import care_reports, plots, presentation
-from evaluation.disclosure import PublishedTable, check_published
-from evaluation.notebook import setup
+from evaluation.analysis import care_reports
 from evaluation.registry import INDICATORS
+from evaluation.report import findings, plots
+from evaluation.report.disclosure import PublishedTable, check_published
+from evaluation.report.notebook import setup
 
 
 def _published(run) -> list[PublishedTable]:
     """Every count-bearing table the notebooks publish, as numbers (before formatting)."""
     es = run.estimates
     rule = run.params.disclosure
-    tables = [presentation.key_figures(es)[1],
-              presentation.referrals_by_referrer(es, run.data.tables)]
+    tables = [findings.key_figures(es)[1],
+              findings.referrals_by_referrer(es, run.data.tables)]
     a = care_reports.analyse(run.data.tables, run.params, run.params_dir)
     shown = care_reports.school_table(a)
     for col in ("Meldingen vóór", f"Meldingen {run.params.school_year}"):
@@ -40,6 +41,6 @@ def test_no_published_table_holds_a_cell_below_the_threshold(overrides):
 def test_a_raised_threshold_hides_more_cells():
     low = setup("lekstroom", "2014-2015")
     high = setup("lekstroom", "2014-2015", "", ["disclosure.min_count=200"])
-    hidden = [presentation.referrals_by_referrer(r.estimates, r.data.tables).frame.isna().sum().sum()
+    hidden = [findings.referrals_by_referrer(r.estimates, r.data.tables).frame.isna().sum().sum()
               for r in (low, high)]
     assert hidden[1] > hidden[0]

@@ -3,8 +3,8 @@ or a small cell is never published, and the last good report stays."""
 
 import pytest
 
-from evaluation import pipeline
-from evaluation.rendering import RenderResult
+from evaluation.report.rendering import RenderResult
+from evaluation.run import pipeline
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def fake_render(monkeypatch, tmp_path):
         path.write_text(page["html"], encoding="utf-8")
         return RenderResult("fake", {"html": path})
 
-    monkeypatch.setattr("evaluation.rendering.render", render)
+    monkeypatch.setattr("evaluation.report.rendering.render", render)
     return page
 
 

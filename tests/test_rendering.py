@@ -17,8 +17,8 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from pypdf import PdfReader
 
-from evaluation import rendering
-from evaluation.rendering import RenderError, render
+from evaluation.report import rendering
+from evaluation.report.rendering import RenderError, render
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

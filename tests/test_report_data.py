@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.design import candidate_schools
-from evaluation.estimates import estimate_all
+from evaluation.analysis.design import candidate_schools
+from evaluation.analysis.estimates import estimate_all
+from evaluation.data.validation import validate_dir
 from evaluation.params import DEFAULT_PARAMS_DIR, load_params, load_regions
-from evaluation.validation import validate_dir
 
 NUMBERS = ["estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "n", "n_clusters"]
 
@@ -43,7 +43,7 @@ def test_narrowed_data_give_the_same_estimates(whole, region, year, municipality
 
 
 def test_a_national_region_reads_a_few_percent_and_estimates_the_same(tmp_path):
-    from evaluation.national import write_national
+    from evaluation.data.synthetic_national import write_national
 
     write_national(tmp_path, 20_000, "parquet")
     whole = validate_dir(tmp_path)

@@ -7,12 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation import comparisons
-from evaluation.design import school_design
-from evaluation.estimates import estimate_all
-from evaluation.params import load_params, load_regions, load_synthetic
-from evaluation.registry import PRIMARY
-from evaluation.robustness import (
+from evaluation.analysis import comparisons
+from evaluation.analysis.design import school_design
+from evaluation.analysis.estimates import estimate_all
+from evaluation.analysis.robustness import (
     COLUMNS,
     FAMILIES,
     MAIN,
@@ -24,7 +22,9 @@ from evaluation.robustness import (
     robustness,
     robustness_summary,
 )
-from evaluation.synthetic import generate
+from evaluation.data.synthetic import generate
+from evaluation.params import load_params, load_regions, load_synthetic
+from evaluation.registry import PRIMARY
 
 REGION, YEAR = "lekstroom", "2013-2014"
 #: One primary indicator of every kind (rate, duration, proportion, scale): the full primary
@@ -144,7 +144,7 @@ def simulated_panel(effect: float = -4.0, pre_trend: float = 0.0, seed: int = 0)
 
 
 def test_wald_test_uses_the_covariance_behind_att_gt():
-    from evaluation.staggered import att_gt
+    from evaluation.analysis.staggered import att_gt
 
     panel = simulated_panel()
     res = pre_trend_test(panel)

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from evaluation.params import load_regions, load_synthetic
-from evaluation.scales import (
+from evaluation.analysis.scales import (
     cronbach_alpha,
     cronbach_alpha_ci,
     item_statistics,
     pivot_items,
     scale_scores,
 )
-from evaluation.synthetic import SURVEY_ITEMS, truth
+from evaluation.data.synthetic import SURVEY_ITEMS, truth
+from evaluation.params import load_regions, load_synthetic
 
 
 def long_table(values: np.ndarray, role: str = "school") -> pd.DataFrame:

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from evaluation.site import collect, index_html, write_index
+from evaluation.report.site import collect, index_html, write_index
 
 A11Y = Path(__file__).resolve().parent / "a11y"
 
@@ -131,7 +131,7 @@ def test_index_without_reports_says_so(tmp_path):
 
 
 def test_index_colours_meet_contrast_requirements():
-    from evaluation.site import CSS
+    from evaluation.report.site import CSS
 
     def luminance(hex_colour: str) -> float:
         rgb = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]

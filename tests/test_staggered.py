@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from evaluation.staggered import (
+from evaluation.analysis.staggered import (
     StaggeredInputError,
     att_gt,
     did_from_csv,

@@ -7,9 +7,7 @@ import pandas as pd
 import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
-from evaluation.datamodel import school_year_of
-from evaluation.params import load_regions, load_synthetic
-from evaluation.survival import (
+from evaluation.analysis.survival import (
     cox_effect,
     cox_model,
     durations,
@@ -18,7 +16,9 @@ from evaluation.survival import (
     median_survival,
     score_residuals,
 )
-from evaluation.synthetic import DURATION_SHAPE, SIGNAL_TO_HELP_SHAPE, truth
+from evaluation.data.datamodel import school_year_of
+from evaluation.data.synthetic import DURATION_SHAPE, SIGNAL_TO_HELP_SHAPE, truth
+from evaluation.params import load_regions, load_synthetic
 
 
 def simulate(n: int, hazard_ratio: float, shape: float = 1.0, scale: float = 100.0,

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.datamodel import TABLES, school_year_of
+from evaluation.data.datamodel import TABLES, school_year_of
+from evaluation.data.synthetic import generate, truth
 from evaluation.params import Region, Synthetic, load_regions, load_synthetic
-from evaluation.synthetic import generate, truth
 
 FIRST_DAY = pd.Timestamp("2010-08-01")
 LAST_DAY = pd.Timestamp("2017-07-31")

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.indicators import care_reports_per_month
+from evaluation.analysis.indicators import care_reports_per_month
+from evaluation.analysis.timeseries import interrupted_time_series
+from evaluation.data.synthetic import truth
 from evaluation.params import load_regions, load_synthetic
-from evaluation.synthetic import truth
-from evaluation.timeseries import interrupted_time_series
 
 #: School-year seasonality: almost nothing in the summer holiday, less at Christmas.
 SEASON = {1: 1.1, 2: 0.9, 3: 1.1, 4: 1.0, 5: 0.9, 6: 1.0, 7: 0.15, 8: 0.2, 9: 1.2, 10: 1.0,

@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation import validation
 from evaluation.cli import main
-from evaluation.datamodel import TABLES
-from evaluation.dataset import DataSetError
-from evaluation.validation import REASONS, as_text, validate, validate_dir
+from evaluation.data import validation
+from evaluation.data.datamodel import TABLES
+from evaluation.data.reading import DataSetError
+from evaluation.data.validation import REASONS, as_text, validate, validate_dir
 
 
 def read_csv_text(path: Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 The pilot claims 80% fewer care reports from pilot schools. The pooled comparisons (before/after,
 difference-in-differences, event study, time series) are in the estimate table
-(`evaluation.estimates`); this module adds what is particular to the theme: the before/after
+(`evaluation.analysis.estimates`); this module adds what is particular to the theme: the before/after
 rate ratio of each pilot school (score intervals for two Poisson rates) and the yearly and monthly
 series for the figures.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.design import analysis_years, school_design
+from evaluation.analysis.design import analysis_years, school_design
+from evaluation.analysis.statistics import rate_ratio_per_unit
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
-from evaluation.statistics import rate_ratio_per_unit
 
 INDICATOR = "care_reports_per_100"
 
@@ -38,8 +38,8 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
     Uses the same records and the same unit (region, or a municipality by school location or
     residence) as the estimate table, so that the two can never disagree.
     """
-    from evaluation.comparisons import restrict_to_unit, with_design
-    from evaluation.indicators import analysis_frame, monthly_event_frame
+    from evaluation.analysis.comparisons import restrict_to_unit, with_design
+    from evaluation.analysis.indicators import analysis_frame, monthly_event_frame
 
     design = school_design(params, params_dir)
     years = analysis_years(params, design)
@@ -78,23 +78,23 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
 
 def _change(rr: float) -> str:
     """A rate ratio as a Dutch change: 0.2 -> '80,0% minder'."""
-    from evaluation import formatting
+    from evaluation.report import formatting
 
     pct = formatting.percent(abs(1 - rr))
     return f"{pct} minder" if rr < 1 else f"{pct} meer"
 
 
 def _p_text(p: float) -> str:
-    from evaluation import formatting as f
+    from evaluation.report import formatting as f
 
     return f.p_value(p) if p < 0.001 else "= " + f.p_value(p)
 
 
 def summary_markdown(a: CareReportAnalysis, es) -> str:
     """Key findings in plain Dutch; every number computed from `a` and the estimate set `es`."""
-    from evaluation import formatting as f
-    from evaluation.comparisons import BEFORE_AFTER, DID
-    from evaluation.disclosure import round_to_base
+    from evaluation.analysis.comparisons import BEFORE_AFTER, DID
+    from evaluation.report import formatting as f
+    from evaluation.report.disclosure import round_to_base
 
     rule = a.params.disclosure
     gy = a.group_years
@@ -147,8 +147,8 @@ def summary_markdown(a: CareReportAnalysis, es) -> str:
 
 def school_table(a: CareReportAnalysis) -> pd.DataFrame:
     """Per pilot school: counts and rates before and after, with the rate ratio; publishable."""
-    from evaluation import formatting as f
-    from evaluation.disclosure import protect_counts
+    from evaluation.report import formatting as f
+    from evaluation.report.disclosure import protect_counts
 
     rule = a.params.disclosure
     t = a.per_school.copy()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluation.inference import fe_ols_wild, poisson_effect_crv3, staggered_crv3
+from evaluation.analysis.inference import fe_ols_wild, poisson_effect_crv3, staggered_crv3
+from evaluation.analysis.statistics import Estimate
 from evaluation.params import Params
 from evaluation.registry import Indicator
-from evaluation.statistics import Estimate
 
 BEFORE_AFTER = "voor/na (pilotscholen)"
 DID = "verschil-in-verschillen"
@@ -24,7 +24,7 @@ ITS = "onderbroken tijdreeks"
 
 UNITS = {"rate": "rate ratio", "proportion": "procentpunt", "duration": "hazard ratio",
          "scale": "schaalpunt"}
-#: How the interval of each kind allows for few schools (evaluation.inference): with 10-30
+#: How the interval of each kind allows for few schools (evaluation.analysis.inference): with 10-30
 #: schools cluster-robust (CRV1) errors are too small.
 INFERENCE = {"rate": "cluster-jackknife over scholen (CRV3)",
              "proportion": "wild cluster bootstrap over scholen",
@@ -98,7 +98,7 @@ def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate
         method = "lineair kansmodel, schoolvaste effecten"
         n = len(s)
     elif ind.kind == "duration":
-        from evaluation.survival import cox_effect
+        from evaluation.analysis.survival import cox_effect
 
         est, low, high, p = cox_effect(s.assign(post=post), "post", strata="school_id",
                                        cluster="school_id", alpha=alpha)
@@ -138,7 +138,7 @@ def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params
         method = "lineair kansmodel, school- en schooljaarvaste effecten"
         n = len(data)
     elif ind.kind == "duration":
-        from evaluation.survival import cox_effect
+        from evaluation.analysis.survival import cox_effect
 
         est, low, high, p = cox_effect(data, "treated", fixed_effects=["school_year"],
                                        strata="school_id", cluster="school_id", alpha=alpha)

@@ -34,8 +34,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from evaluation import formatting as f
-from evaluation.comparisons import DID
+from evaluation.analysis.comparisons import DID
 from evaluation.params import (  # noqa: F401  (CostItem, TrajectoryCosts: re-exported)
     DEFAULT_PARAMS_DIR,
     CostItem,
@@ -43,11 +42,12 @@ from evaluation.params import (  # noqa: F401  (CostItem, TrajectoryCosts: re-ex
     Disclosure,
     TrajectoryCosts,
 )
+from evaluation.report import formatting as f
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
-    from evaluation.estimates import EstimateSet
+    from evaluation.analysis.estimates import EstimateSet
 
 REFERRALS = "specialised_referrals_per_100"
 DOUBLE_INTAKE = "double_intake_share"
@@ -157,7 +157,7 @@ def referral_mix(tables: Mapping[str, pd.DataFrame], es: EstimateSet) -> dict[st
     """Shares of specialised, JGGZ and residential care among the pilot schools' school-route
     referrals in their baseline years: the referrals the pilot avoids would have followed the
     pattern of before the start."""
-    from evaluation.datamodel import school_year_of
+    from evaluation.data.datamodel import school_year_of
 
     d = es.data[REFERRALS]
     cells = d.loc[(d["group"] == "pilot") & (d["period"] == "before").fillna(False),
@@ -354,7 +354,7 @@ def euro(x: float) -> str:
 
 def _published_count(cb: CostBenefit, n: int) -> str:
     """A count as published: rounded to the base, withheld below the threshold."""
-    from evaluation.disclosure import round_to_base
+    from evaluation.report.disclosure import round_to_base
 
     rule = cb.disclosure
     rounded = int(round_to_base(pd.Series([n]), rule.rounding_base).iloc[0])
@@ -545,7 +545,7 @@ def cost_figure(cb: CostBenefit) -> plt.Figure:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    from evaluation.plots import PALETTE, house_style
+    from evaluation.report.plots import PALETTE, house_style
 
     house_style()
     scale, unit = (1e6, "miljoen euro") if max(cb.pilot_costs, abs(cb.avoided_costs.point)

@@ -16,12 +16,12 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evaluation import comparisons
-from evaluation.design import analysis_years, school_design
-from evaluation.indicators import analysis_frame
+from evaluation.analysis import comparisons
+from evaluation.analysis.design import analysis_years, school_design
+from evaluation.analysis.indicators import analysis_frame
+from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
 from evaluation.registry import INDICATORS, Indicator
-from evaluation.statistics import Estimate
 
 COLUMNS = ["indicator", "name", "theme", "primary", "unit", "method", "comparison", "estimate",
            "ci_low", "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
@@ -56,7 +56,7 @@ class EstimateSet:
 def _indication_free(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
     """Indication-free against indicated trajectories at pilot schools since their start, within
     the same level of care (hazard ratio of ending: above 1 means shorter)."""
-    from evaluation.survival import cox_effect
+    from evaluation.analysis.survival import cox_effect
 
     d = data[data["treated"] == 1].assign(indication_free=lambda x: x["indication_free"].astype(int))
     est, low, high, p = cox_effect(d, "indication_free", strata="level", cluster="school_id",
@@ -70,8 +70,8 @@ def _indication_free(ind: Indicator, data: pd.DataFrame, params: Params) -> Esti
 def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
          params: Params, years: list[str]) -> Estimate:
     """Monthly counts with school-year seasonality; comparison schools inform trend and season."""
-    from evaluation.indicators import monthly_event_frame, rate_events
-    from evaluation.timeseries import interrupted_time_series
+    from evaluation.analysis.indicators import monthly_event_frame, rate_events
+    from evaluation.analysis.timeseries import interrupted_time_series
 
     events, date_col = rate_events(ind.id, tables)
     monthly = monthly_event_frame(events, date_col, tables)

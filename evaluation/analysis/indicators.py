@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from evaluation.datamodel import school_year_of
+from evaluation.data.datamodel import school_year_of
 
 
 def pupils_per_school_year(enrolments: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +185,7 @@ def analysis_frame(indicator_id: str, tables: dict[str, pd.DataFrame]) -> pd.Dat
                      event=consented.astype("int64"))
         return _keep(t, consented | ongoing, [*base, "days", "event"])
     if indicator_id.endswith("_satisfaction"):
-        from evaluation.scales import scale_scores
+        from evaluation.analysis.scales import scale_scores
 
         role = indicator_id.removesuffix("_satisfaction")
         scores = scale_scores(tables["survey_responses"], role)

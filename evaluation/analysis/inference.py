@@ -30,10 +30,10 @@ Two remedies, both recommended there:
   close to the WCR bootstrap and far better than CRV1 with few clusters. `tests/test_inference.py`
   checks its coverage by Monte Carlo.
 * `staggered_crv3` — the same jackknife for the Callaway & Sant'Anna average effect of
-  `evaluation.staggered.att_gt` (leave one school out, refit), whose own analytic standard errors
+  `evaluation.analysis.staggered.att_gt` (leave one school out, refit), whose own analytic standard errors
   carry no small-sample correction.
 
-Drop-in helpers with the return shape of the comparisons in `evaluation.comparisons`:
+Drop-in helpers with the return shape of the comparisons in `evaluation.analysis.comparisons`:
 `fe_ols_wild` (as `_fe_ols`) and `poisson_effect_crv3` (as `statistics.poisson_effect`).
 """
 
@@ -395,7 +395,7 @@ def staggered_crv3(panel: pd.DataFrame, unit: str, time: str, cohort: str, outco
     NaN interval when leaving some cluster out makes the estimator undefined (e.g. the only
     control school), rather than a jackknife over the clusters that happen to work.
     """
-    from evaluation.staggered import StaggeredInputError, att_gt
+    from evaluation.analysis.staggered import StaggeredInputError, att_gt
 
     full = att_gt(panel, unit, time, cohort, outcome, control=control, alpha=alpha,
                   cluster=cluster)

@@ -24,8 +24,8 @@ Families (Dutch labels in the `family` column):
 * ``schatter`` — event study (Callaway & Sant'Anna) and interrupted time series (rates) next to
   the difference-in-differences.
 
-Every estimate comes from the functions that make the report's estimates (`evaluation.comparisons`,
-guarded as in `evaluation.estimates`), so the main analysis here equals the report's. The
+Every estimate comes from the functions that make the report's estimates (`evaluation.analysis.comparisons`,
+guarded as in `evaluation.analysis.estimates`), so the main analysis here equals the report's. The
 alternative specifications estimate the difference-in-differences only: that keeps a full run for
 a region and school year within a minute.
 
@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evaluation import comparisons
-from evaluation.estimates import _guarded, _its, design_frames
+from evaluation.analysis import comparisons
+from evaluation.analysis.estimates import _guarded, _its, design_frames
+from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params
 from evaluation.registry import INDICATORS, PRIMARY
-from evaluation.statistics import Estimate
 
 __all__ = [
     "COLUMNS",
@@ -320,8 +320,8 @@ def pre_trend_test(panel: pd.DataFrame, unit: str = "school_id", time: str = "ye
     (FLCI / conditional) confidence set, and, unlike `honestdid`, it treats the largest pre-period
     change as known rather than estimated.
     """
-    from evaluation import staggered as st
-    from evaluation.inference import draw_weights
+    from evaluation.analysis import staggered as st
+    from evaluation.analysis.inference import draw_weights
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -18,7 +18,7 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.genmod.generalized_linear_model import GLMResultsWrapper
 
-from evaluation.statistics import Estimate
+from evaluation.analysis.statistics import Estimate
 
 POST = "post"
 SLOPE = "post_years"

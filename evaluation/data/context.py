@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from evaluation import formatting as f
+from evaluation.report import formatting as f
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO / "data" / "cbs"
 DEFAULT_TABLES = ("85098NED",)  # youth care by region (jeugdhulp; regio)
 COUNTRY = "NL01"  # the region code of the Netherlands as a whole

@@ -2,7 +2,7 @@
 
 Exports are not tidy: semicolons, Windows-1252, decimal commas, Dutch dates, Excel sheets, Parquet,
 local codes, and columns with personal data nobody needs. A mapping file says which source column
-feeds which field of the data model (`evaluation.datamodel`) and how source codes translate; the
+feeds which field of the data model (`evaluation.data.datamodel`) and how source codes translate; the
 importer reads the sources as text, converts the values to what the validator expects, pseudonymises
 identifiers, validates, and writes the accepted rows as a project data set. Every row read ends up
 either accepted or in a quarantine file with its reasons; the counts go to `import_report.json`.
@@ -73,9 +73,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from evaluation.datamodel import MUNICIPALITY_CODE, TABLES, Field, Table
-from evaluation.dataset import write_tables
-from evaluation.pseudonymisation import (
+from evaluation.data.datamodel import MUNICIPALITY_CODE, TABLES, Field, Table
+from evaluation.data.reading import write_tables
+from evaluation.data.pseudonymisation import (
     BSN_COLUMN_SHARE,
     PseudonymisationKeyError,
     is_bsn,
@@ -83,7 +83,7 @@ from evaluation.pseudonymisation import (
     load_key,
     pseudonymise,
 )
-from evaluation.validation import FALSE, REASONS, TRUE, validate
+from evaluation.data.validation import FALSE, REASONS, TRUE, validate
 
 REPORT_FILE = "import_report.json"
 QUARANTINE_DIR = "quarantine"

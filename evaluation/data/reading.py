@@ -1,7 +1,7 @@
 """Reading and writing a data set: one CSV file per table of the data model, plus a data dictionary.
 
 Files are read as text first, so that validation can report a bad value in the user's terms (file,
-row, field) instead of failing inside a parser; `evaluation.validation` turns the text into typed
+row, field) instead of failing inside a parser; `evaluation.data.validation` turns the text into typed
 columns.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.datamodel import TABLES, Table, data_dictionary
+from evaluation.data.datamodel import TABLES, Table, data_dictionary
 
 DICTIONARY_FILE = "data_dictionary.csv"
 
@@ -99,7 +99,7 @@ def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
     CSV file under its header) is the 1-based record number in the Parquet file."""
     import pyarrow.parquet as pq
 
-    from evaluation.validation import as_text
+    from evaluation.data.validation import as_text
 
     arrow = pq.read_table(path)
     check_columns(path, arrow.column_names, table)

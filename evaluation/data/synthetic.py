@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.datamodel import CHANNELS, LEVELS, REFERRERS, ROLES, ROUTES, TABLES, TRACKS
+from evaluation.data.datamodel import CHANNELS, LEVELS, REFERRERS, ROLES, ROUTES, TABLES, TRACKS
 from evaluation.params import Region, Synthetic
 
 # One random stream per step, in a fixed order: append new streams at the end only, so that

@@ -4,7 +4,7 @@ The regional data (two regions from params) cannot show how the framework behave
 the whole country, nor how regions compare with each other. `national_regions` builds 42 regions
 programmatically (fictional municipalities and schools, Lekstroom and Zuid-Kennemerland exactly as
 in params), with pilots starting in different years in different regions and some regions never;
-`evaluation.synthetic.generate` turns them into the tables with the same planted effects and truth
+`evaluation.data.synthetic.generate` turns them into the tables with the same planted effects and truth
 report as the regional data. `estimates_all_regions` then estimates every primary indicator for
 every region, and the nation, from analysis frames computed once for the whole country.
 """
@@ -207,7 +207,7 @@ def _arrow_table(frame: pd.DataFrame, name: str) -> Any:
     dictionaries, nullable ints and booleans with nulls, identifiers as strings."""
     import pyarrow as pa
 
-    from evaluation.datamodel import TABLES
+    from evaluation.data.datamodel import TABLES
 
     arrays, fields = [], []
     for f in TABLES[name].fields:
@@ -232,8 +232,8 @@ def write_parquet_tables(tables: Mapping[str, pd.DataFrame], out_dir: Path) -> l
     """
     import pyarrow.parquet as pq
 
-    from evaluation.datamodel import TABLES, data_dictionary
-    from evaluation.dataset import DICTIONARY_FILE
+    from evaluation.data.datamodel import TABLES, data_dictionary
+    from evaluation.data.reading import DICTIONARY_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -257,8 +257,8 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
     """
     import pyarrow.parquet as pq
 
-    from evaluation.datamodel import TABLES
-    from evaluation.dataset import DataSetError, check_columns
+    from evaluation.data.datamodel import TABLES
+    from evaluation.data.reading import DataSetError, check_columns
 
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
@@ -282,7 +282,7 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
             cols[f.name] = s.astype(f.dtype) if str(s.dtype) != str(f.dtype) else s
         out[name] = pd.DataFrame(cols)
     if text:
-        from evaluation.validation import as_text
+        from evaluation.data.validation import as_text
 
         return as_text(out)
     return out
@@ -331,7 +331,7 @@ def national_frames(tables: Mapping[str, pd.DataFrame],
     Every region's slice of these frames equals the frame computed on that region's tables
     (tests/test_national.py checks it), so the frames need not be computed 42 times.
     """
-    from evaluation.indicators import analysis_frame
+    from evaluation.analysis.indicators import analysis_frame
 
     lean = _lean_tables(tables)
     return {i: analysis_frame(i, tables if i.endswith("_per_100") else lean) for i in indicators}
@@ -552,7 +552,7 @@ def cox_twfe(days: np.ndarray, event: np.ndarray, treated: np.ndarray, school: n
     clustered by school: (hazard ratio, low, high, p), as `survival.cox_effect` with
     fixed_effects=["school_year"], strata and cluster "school_id" (Huber-White sandwich from the
     same vectorised score residuals, `survival.score_residuals`)."""
-    from evaluation.survival import cox_fit, score_residuals
+    from evaluation.analysis.survival import cox_fit, score_residuals
 
     ok = ~np.isnan(days)
     days, event, treated, school, year = (a[ok] for a in (days, event, treated, school, year))
@@ -595,7 +595,7 @@ def wild_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.n
     B x G instead of B x G x G operations. A region of 120 schools: 0.02 s instead of 0.4 s.
     """
 
-    from evaluation.inference import draw_weights, inverted_interval
+    from evaluation.analysis.inference import draw_weights, inverted_interval
 
     X, s_codes, G = _twfe_inputs(treated, school, year)
     ya = np.asarray(y, dtype=float)
@@ -657,8 +657,8 @@ NATIONAL_INFERENCE = "clustergecorrigeerd (CRV1, ruim voldoende scholen)"
 
 
 def _duration_did(ind: Any, data: pd.DataFrame, params: Params, inference: str) -> Any:
-    from evaluation import comparisons
-    from evaluation.statistics import Estimate
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
 
     est, low, high, p = cox_twfe(data["days"].to_numpy(dtype=float),
                                  data["event"].to_numpy(dtype=float),
@@ -677,8 +677,8 @@ def region_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
     cluster bootstrap (`wild_twfe`), durations the clustered Cox model (`cox_twfe`); otherwise
     (the report's method changed) the report's own function runs.
     """
-    from evaluation import comparisons
-    from evaluation.statistics import Estimate
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
 
     inference = getattr(comparisons, "INFERENCE", {}).get(ind.kind, "")
     alpha = params.analysis.alpha
@@ -710,8 +710,8 @@ def absorbed_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
     the same models with the school effects absorbed instead of a dummy per school, and
     school-clustered CRV1 errors (with some 2,000 schools the small-cluster remedies of the
     region reports, wild bootstrap and jackknife, are neither needed nor affordable)."""
-    from evaluation import comparisons
-    from evaluation.statistics import Estimate
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
 
     alpha = params.analysis.alpha
     n_clusters = int(data["school_id"].nunique())
@@ -778,9 +778,9 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
     report year defaults to the last school year in the data; a region without any pilot school
     by then gets one row per indicator with a note and no estimate.
     """
-    from evaluation import comparisons
-    from evaluation.design import analysis_years
-    from evaluation.estimates import _guarded, adjust, minimum_detectable_effect
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.design import analysis_years
+    from evaluation.analysis.estimates import _guarded, adjust, minimum_detectable_effect
     from evaluation.registry import INDICATORS, PRIMARY
 
     ids = list(indicators or PRIMARY)
@@ -892,7 +892,7 @@ def national_data(scale: str | int = "national", overrides: Sequence[str] = (),
     params (`--set synthetic.seed=...` as for the regional set), the years are the national
     set's five."""
     from evaluation.params import load_synthetic
-    from evaluation.synthetic import generate
+    from evaluation.data.synthetic import generate
 
     pupils = parse_scale(scale)
     config = national_config(load_synthetic(list(overrides), params_dir))
@@ -905,7 +905,7 @@ def national_truth(regions: Sequence[Region], config: Synthetic,
                    pupils_per_year: int) -> dict[str, Any]:
     """`synthetic.truth` for the national set, plus its regions (pupils, pilot starts and
     comparison group), as JSON-ready data."""
-    from evaluation.synthetic import truth
+    from evaluation.data.synthetic import truth
 
     out = truth(list(regions), config)
     out["national"] = {
@@ -935,7 +935,7 @@ def write_params_dir(regions: Sequence[Region], config: Synthetic, out_dir: Path
     defaults = _read_yaml(params_dir / DEFAULTS_FILE)
     defaults["synthetic"] = config.model_dump(mode="json")
     written = [out_dir / DEFAULTS_FILE]
-    header = ("# Generated by evaluation.national for the national synthetic data set "
+    header = ("# Generated by evaluation.data.synthetic_national for the national synthetic data set "
               f"(seed {config.seed}).\n")
     written[0].write_text(header + yaml.safe_dump(defaults, allow_unicode=True, sort_keys=False),
                           encoding="utf-8")
@@ -953,7 +953,7 @@ def write_national(out_dir: Path, scale: str | int = "national", fmt: str = "csv
                    ) -> list[Path]:
     """Generate the national set and write it: the tables (CSV as `dataset.write_tables`, or
     Parquet), `truth.json` and a `params/` folder with the 42 regions. Returns the files."""
-    from evaluation.dataset import write_tables
+    from evaluation.data.reading import write_tables
 
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"--format {fmt!r}: choose csv or parquet")
@@ -977,7 +977,7 @@ def region_funnel(tables: Mapping[str, pd.DataFrame], regions: Sequence[Region],
     region's value in `school_year` (default: the last) against its pupils or records, labelled
     with the region's name. Rates are per 100 pupils (Poisson limits), shares per 100 records
     (binomial limits)."""
-    from evaluation.funnel import funnel_frame, region_counts
+    from evaluation.national.funnel import funnel_frame, region_counts
     from evaluation.registry import INDICATORS
 
     kind = INDICATORS[indicator].kind

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.datamodel import TABLES, Table
+from evaluation.data.datamodel import TABLES, Table
 
 # Tables in an order where every referenced table comes first.
 ORDER = ("schools", "enrolments", "trajectories", "care_reports", "referrals",
@@ -282,7 +282,7 @@ def format_problem(row: pd.Series) -> str:
 
 def validate_dir(data_dir: Path) -> ValidationResult:
     """Read and validate every table in `data_dir`."""
-    from evaluation.dataset import read_text_tables, table_files
+    from evaluation.data.reading import read_text_tables, table_files
 
     raw = read_text_tables(data_dir)
     return validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})

@@ -1,7 +1,7 @@
 """The national overview report: every region side by side (`evaluation render --national`).
 
 One report per school year: a funnel plot per key indicator (each region's rate against its size,
-with 95% and 99.8% control limits around the national rate, `evaluation.funnel`), the regional
+with 95% and 99.8% control limits around the national rate, `evaluation.national.funnel`), the regional
 difference-in-differences estimates with their intervals side by side (`national.estimates_all_regions`),
 a data-quality annex and a colophon. Same house style, disclosure control, publication audit and
 accessibility as the regional whitepapers.
@@ -35,12 +35,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evaluation import formatting as f
 from evaluation.params import DEFAULT_PARAMS_DIR, Disclosure, Params, Region
-from evaluation.pipeline import PipelineError
 from evaluation.registry import INDICATORS, PRIMARY
+from evaluation.report import formatting as f
+from evaluation.run.pipeline import PipelineError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks" / "national"
 DOCUMENT = "national"
 NATIONAL_DIR = "national"
@@ -75,7 +75,7 @@ class NationalReportError(PipelineError):
 def resolve_params_dir(data_dir: Path | None, params_dir: Path | None) -> Path:
     """The data folder's own `params/` (as `national.write_national` writes it) when present,
     else `params_dir`, else the repository's params/."""
-    from evaluation.national import PARAMS_SUBDIR
+    from evaluation.data.synthetic_national import PARAMS_SUBDIR
 
     if data_dir is not None and (Path(data_dir) / PARAMS_SUBDIR / "defaults.yml").is_file():
         return Path(data_dir) / PARAMS_SUBDIR
@@ -92,7 +92,7 @@ def ensure_synthetic(build_root: Path, scale: int = DEFAULT_SCALE, overrides: Se
     """The national synthetic set (Parquet) in `<build_root>/national-data`, generated only when
     its key (scale, seed and other synthetic settings, package version) changed."""
     import evaluation
-    from evaluation.national import write_national
+    from evaluation.data.synthetic_national import write_national
     from evaluation.params import load_synthetic
 
     out = Path(build_root) / DATA_SUBDIR
@@ -224,9 +224,9 @@ def compute_overview(tables: Mapping[str, pd.DataFrame], regions: Sequence[Regio
                      ) -> Overview:
     """Funnels of the key indicators, estimates of every primary indicator for every region and
     the nation, the regions' facts, data quality and colophon."""
-    from evaluation.funnel import funnel_frame, region_counts
-    from evaluation.national import estimates_all_regions, national_frames
-    from evaluation.provenance import colophon
+    from evaluation.data.synthetic_national import estimates_all_regions, national_frames
+    from evaluation.national.funnel import funnel_frame, region_counts
+    from evaluation.report.provenance import colophon
 
     clock = time.perf_counter()
     frames = national_frames(tables, list(FUNNEL_INDICATORS))
@@ -249,7 +249,7 @@ def compute_overview(tables: Mapping[str, pd.DataFrame], regions: Sequence[Regio
         quality = {"summary": validation.summary(), "reasons": validation.reasons(),
                    "missing": validation.missing()}
     else:
-        from evaluation.datamodel import TABLES
+        from evaluation.data.datamodel import TABLES
 
         quality = {"summary": pd.DataFrame({
             "table": list(TABLES), "file": [t.filename for t in TABLES.values()],
@@ -276,7 +276,7 @@ def _params_hash_national(params: Params) -> str:
     """The hash of the settings the national report uses (not of the region that carried them)."""
     import hashlib
 
-    from evaluation.provenance import _grouped
+    from evaluation.report.provenance import _grouped
 
     data = params.model_dump(mode="json", include={"analysis", "disclosure", "report",
                                                    "synthetic"})
@@ -300,7 +300,7 @@ def load_overview(path: str | Path) -> Overview:
 def demo_overview(school_year: str = "", scale: int = 20_000) -> Overview:
     """An overview of a small national set generated in memory: what a notebook shows when it
     runs on its own in Jupyter."""
-    from evaluation.national import national_data
+    from evaluation.data.synthetic_national import national_data
     from evaluation.params import load_params
 
     data = national_data(scale)
@@ -318,7 +318,7 @@ def apply_figure_text(nb_path: Path) -> int:
     Returns the number of cells changed."""
     import nbformat
 
-    from evaluation.national_sections import FIG_META
+    from evaluation.national.sections import FIG_META
 
     nb = nbformat.read(nb_path, as_version=4)
     changed = 0
@@ -352,7 +352,7 @@ def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 
 def report_metadata(overview: Overview, today: dt.date | None = None) -> dict[str, Any]:
-    from evaluation.pipeline import dutch_date
+    from evaluation.run.pipeline import dutch_date
 
     return {
         "title": TITLE,
@@ -385,7 +385,7 @@ def prepare_build(build: Path, overview: Overview, organisation: str,
 def audit_national(outputs: Mapping[str, Path], data_dir: Path, params: Params) -> None:
     """The publication audit of every output (HTML, PDF, workbook) against the data's
     identifiers (CSV or Parquet) and the disclosure threshold, before anything is published."""
-    from evaluation import pipeline
+    from evaluation.run import pipeline
 
     pipeline.audit_outputs(dict(outputs), Path(data_dir), params)
 
@@ -396,8 +396,8 @@ def write_manifest(dest: Path, school_year: str, outputs: Mapping[str, Path], re
     national overview (kind "national") above the regions."""
     import os
 
-    from evaluation.national import NATIONAL_ID, NATIONAL_NAME
-    from evaluation.site import MANIFEST, NATIONAL_KIND
+    from evaluation.data.synthetic_national import NATIONAL_ID, NATIONAL_NAME
+    from evaluation.report.site import MANIFEST, NATIONAL_KIND
 
     data = {"key": f"{NATIONAL_DIR}/{school_year}", "kind": NATIONAL_KIND, "region": NATIONAL_ID,
             "region_name": NATIONAL_NAME, "title": TITLE, "school_year": school_year,
@@ -429,13 +429,13 @@ def render_national(
     `<output_root>/national/<school-year>/`. Returns a `pipeline.ReportResult` (region
     "nederland"; `renderer` says which renderer ran). Errors are `pipeline.PipelineError`
     (`NationalReportError` is one) with a message that says what to do."""
-    from evaluation import pipeline
-    from evaluation.dataset import DataSetError
-    from evaluation.disclosure import check_published
-    from evaluation.excel import write_workbook
-    from evaluation.national import NATIONAL_ID, national_region, region_params
+    from evaluation.data.reading import DataSetError
+    from evaluation.data.synthetic_national import NATIONAL_ID, national_region, region_params
     from evaluation.params import ParamsError, load_regions
-    from evaluation.rendering import RenderError, render
+    from evaluation.report.disclosure import check_published
+    from evaluation.report.rendering import RenderError, render
+    from evaluation.report.workbook import write_workbook
+    from evaluation.run import pipeline
 
     started = time.perf_counter()
     try:
@@ -457,7 +457,7 @@ def render_national(
         formats = list(formats or params.report.formats)
         overview = compute_overview(checked.tables, regions, params, year, checked, data_dir,
                                     log)
-        from evaluation.national_sections import published_outside
+        from evaluation.national.sections import published_outside
 
         check_published([published_outside(overview, i) for i in FUNNEL_INDICATORS],
                         params.disclosure)

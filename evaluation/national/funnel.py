@@ -179,7 +179,7 @@ def funnel_figure(frame: pd.DataFrame, title: str | None = None,
     limits when `annotate_flagged`. The rate axis is not forced to start at 0: the funnel is
     about the spread around the national line. Figures show aggregated regional rates only.
     """
-    from evaluation.plots import PALETTE, decimal_comma, house_style
+    from evaluation.report.plots import PALETTE, decimal_comma, house_style
 
     house_style()
     attrs = frame.attrs
@@ -237,6 +237,6 @@ def funnel_figure(frame: pd.DataFrame, title: str | None = None,
 
 
 def _dutch(value: float, decimals: int) -> str:
-    from evaluation.formatting import number
+    from evaluation.report.formatting import number
 
     return number(value, decimals)

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation import formatting as f
-from evaluation.national_report import FUNNEL_INDICATORS, SLUGS, Overview
+from evaluation.national.build import FUNNEL_INDICATORS, SLUGS, Overview
 from evaluation.params import Disclosure
 from evaluation.registry import INDICATORS
+from evaluation.report import formatting as f
 
 # --- formatting: what the report shows ---------------------------------------------------------
 
@@ -45,7 +45,7 @@ def funnel_shown(frame: pd.DataFrame, rule: Disclosure, indicator: str) -> pd.Da
     """`frame` with `shown`: False where the count, the size or (for a share) the records
     without the event fall below the threshold after rounding; such a region is no point of
     the figure and no row of a table, and its rate is withheld. Counts rounded to the base."""
-    from evaluation.disclosure import round_to_base
+    from evaluation.report.disclosure import round_to_base
 
     out = frame.copy()
     out.attrs = dict(frame.attrs)
@@ -88,7 +88,7 @@ def outside_table(overview: Overview, indicator: str) -> pd.DataFrame:
 
 def published_outside(overview: Overview, indicator: str):
     """The outside table's counts as numbers, for `disclosure.check_published`."""
-    from evaluation.disclosure import PublishedTable
+    from evaluation.report.disclosure import PublishedTable
 
     shown = funnel_shown(overview.funnels[indicator], overview.disclosure, indicator)
     t = _outside(shown[shown["shown"]])
@@ -175,7 +175,7 @@ def funnel_plot(overview: Overview, indicator: str):
     axis gets ticks at 1, 2 and 5 times powers of ten."""
     from matplotlib.ticker import LogLocator
 
-    from evaluation.funnel import funnel_figure
+    from evaluation.national.funnel import funnel_figure
 
     shown = funnel_shown(overview.funnels[indicator], overview.disclosure, indicator)
     vis = shown[shown["shown"]].copy()
@@ -210,7 +210,7 @@ def estimate_rows(overview: Overview, indicator: str) -> pd.DataFrame:
 
 
 def _no_pilot() -> str:
-    from evaluation.national import NO_PILOT
+    from evaluation.data.synthetic_national import NO_PILOT
 
     return NO_PILOT
 
@@ -218,7 +218,7 @@ def _no_pilot() -> str:
 def estimates_table(overview: Overview, indicator: str) -> pd.DataFrame:
     """Dutch table: per region (and the nation) the difference-in-differences effect, its
     interval, the adjusted p-value, pilot and comparison schools and the comparison group."""
-    from evaluation.presentation import effect, interval
+    from evaluation.report.findings import effect, interval
 
     t = estimate_rows(overview, indicator)
     level = round(100 * (1 - overview.alpha))
@@ -243,7 +243,7 @@ def estimates_table(overview: Overview, indicator: str) -> pd.DataFrame:
 
 
 def _scale_words(unit: str) -> str:
-    from evaluation.presentation import UNIT_NAMES
+    from evaluation.report.findings import UNIT_NAMES
 
     return UNIT_NAMES.get(unit, unit)
 
@@ -265,7 +265,7 @@ def _forest_counts(overview: Overview, indicator: str) -> dict[str, int]:
 
 
 def estimates_text(overview: Overview, indicator: str) -> str:
-    from evaluation.presentation import effect, interval
+    from evaluation.report.findings import effect, interval
 
     ind = INDICATORS[indicator]
     t = estimate_rows(overview, indicator)
@@ -293,7 +293,7 @@ def forest_caption(overview: Overview, indicator: str) -> str:
 
 
 def forest_alt(overview: Overview, indicator: str) -> str:
-    from evaluation.presentation import effect
+    from evaluation.report.findings import effect
 
     t = estimate_rows(overview, indicator)
     c = _forest_counts(overview, indicator)
@@ -316,7 +316,7 @@ def forest_plot(overview: Overview, indicator: str):
     """Point estimates with intervals, one row per region, the nation on top (a diamond)."""
     import matplotlib.pyplot as plt
 
-    from evaluation.plots import PALETTE, decimal_comma, house_style
+    from evaluation.report.plots import PALETTE, decimal_comma, house_style
 
     house_style()
     t = estimate_rows(overview, indicator)
@@ -360,7 +360,7 @@ def forest_plot(overview: Overview, indicator: str):
 def summary_markdown(overview: Overview) -> str:
     r = overview.regions
     rule = overview.disclosure
-    from evaluation.disclosure import round_to_base
+    from evaluation.report.disclosure import round_to_base
 
     pupils = int(round_to_base(pd.Series([r["pupils"].sum()]), rule.rounding_base).iloc[0])
     active = r[r["active"]]
@@ -383,7 +383,7 @@ def summary_markdown(overview: Overview) -> str:
 def key_figures(overview: Overview) -> pd.DataFrame:
     """Per key indicator: the national value, regions above and below the 99.8% limits and the
     national effect with its interval."""
-    from evaluation.presentation import effect, interval
+    from evaluation.report.findings import effect, interval
 
     level = round(100 * (1 - overview.alpha))
     rows = []

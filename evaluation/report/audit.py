@@ -1,6 +1,6 @@
 """Audit of published outputs: the last look before a report leaves the building.
 
-Disclosure control (`evaluation.disclosure`) protects every table the code knows it publishes;
+Disclosure control (`evaluation.report.disclosure`) protects every table the code knows it publishes;
 this audit reads what was actually rendered, whatever route it took, and fails when a file under
 the output folder shows:
 
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.datamodel import TABLES
+from evaluation.data.datamodel import TABLES
 
 MIN_ID_LENGTH = 6
 PUBLIC_ID_FIELDS = {"school_id"}  # school locations are named in every report
@@ -115,7 +115,7 @@ def redact(value: str) -> str:
 def collect_identifiers(data_dir: Path) -> set[str]:
     """Values of every non-public `id` field of the data model in the CSV or Parquet files of
     `data_dir`, casefolded, ignoring those shorter than MIN_ID_LENGTH."""
-    from evaluation.dataset import table_files
+    from evaluation.data.reading import table_files
 
     data_dir = Path(data_dir)
     found: set[str] = set()

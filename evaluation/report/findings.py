@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation import comparisons
-from evaluation import formatting as f
-from evaluation.disclosure import PublishedTable, protect_counts
-from evaluation.estimates import EstimateSet
+from evaluation.analysis import comparisons
+from evaluation.analysis.estimates import EstimateSet
 from evaluation.registry import INDICATORS, LEVEL_NAMES, PRIMARY, Indicator
+from evaluation.report import formatting as f
+from evaluation.report.disclosure import PublishedTable, protect_counts
 
 COMPARISON_ORDER = [comparisons.BEFORE_AFTER, comparisons.DID, comparisons.EVENT_STUDY,
                     comparisons.ITS, "indicatievrij t.o.v. geïndiceerd"]
@@ -83,7 +83,7 @@ def _value(ind: Indicator, rows: pd.DataFrame) -> tuple[float, int]:
     if ind.kind == "proportion":
         return (100 * rows["success"].mean() if len(rows) else np.nan), len(rows)
     if ind.kind == "duration":
-        from evaluation.survival import median_survival
+        from evaluation.analysis.survival import median_survival
 
         if len(rows) == 0:
             return np.nan, 0
@@ -326,8 +326,8 @@ REFERRERS_NL = {"school": "school/kernteam", "gp": "huisarts", "youth_doctor": "
 def referrals_by_referrer(es: EstimateSet, tables: dict[str, pd.DataFrame]) -> PublishedTable:
     """Referrals of the pilot schools' pupils by referrer and school year, protected as a
     crosstab with totals (secondary suppression)."""
-    from evaluation.datamodel import school_year_of
-    from evaluation.disclosure import protect_crosstab
+    from evaluation.data.datamodel import school_year_of
+    from evaluation.report.disclosure import protect_crosstab
 
     pilot = set(es.design.loc[es.design["group"] == "pilot", "school_id"])
     r = tables["referrals"]
@@ -386,8 +386,8 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
 
 def scale_reliability(tables: dict[str, pd.DataFrame], params) -> pd.DataFrame:
     """Cronbach's alpha per respondent role in the report year, with its interval."""
-    from evaluation.disclosure import round_to_base
-    from evaluation.scales import cronbach_alpha_ci, pivot_items
+    from evaluation.analysis.scales import cronbach_alpha_ci, pivot_items
+    from evaluation.report.disclosure import round_to_base
 
     roles = {"school": "scholen", "professional": "professionals", "parent": "ouders",
              "pupil": "leerlingen"}
@@ -434,7 +434,7 @@ def method_facts(es: EstimateSet) -> str:
 
 def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
     """Per primary indicator: in how many specifications the conclusion holds, in plain Dutch."""
-    from evaluation.robustness import robustness_summary
+    from evaluation.analysis.robustness import robustness_summary
 
     summary = robustness_summary(robust)
     return pd.DataFrame({
@@ -449,7 +449,7 @@ def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir) -
     """Per primary indicator: the joint test of the pre-period effects (bootstrap p) and the
     breakdown value M̄: how many times the largest pre-period change the bias after the start
     may be before the conclusion no longer holds."""
-    from evaluation.robustness import parallel_trends
+    from evaluation.analysis.robustness import parallel_trends
 
     rows = []
     for ind_id in PRIMARY:

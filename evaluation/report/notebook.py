@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.data.validation import ValidationResult, as_text, validate, validate_dir
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
-from evaluation.validation import ValidationResult, as_text, validate, validate_dir
 
 
 def show_table(frame, caption: str, name: str, tables_dir: str = "") -> None:
@@ -20,7 +20,7 @@ def show_table(frame, caption: str, name: str, tables_dir: str = "") -> None:
 
     from IPython.display import Markdown, display
 
-    from evaluation.formatting import markdown_table
+    from evaluation.report.formatting import markdown_table
 
     display(Markdown(markdown_table(frame) + f"\n\n: {caption}"))
     if tables_dir:
@@ -45,7 +45,7 @@ class Run:
         """The run's EstimateSet: computed once per report by the pipeline and read from
         `estimates_file`, or computed here when a notebook runs on its own."""
         if self._estimates is None:
-            from evaluation.estimates import estimate_all, load_estimates
+            from evaluation.analysis.estimates import estimate_all, load_estimates
 
             if self.estimates_file is not None and self.estimates_file.exists():
                 self._estimates = load_estimates(self.estimates_file, self.data.tables,
@@ -59,7 +59,7 @@ def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
                    overrides: list[str] | tuple[str, ...] = ()) -> ValidationResult:
     """The embedded synthetic data set for every region in params, through the same validation
     as files."""
-    from evaluation.synthetic import generate
+    from evaluation.data.synthetic import generate
 
     tables = generate(load_regions(params_dir), load_synthetic(overrides, params_dir))
     return validate(as_text(tables), {n: f"synthetic:{n}" for n in tables})
@@ -68,7 +68,7 @@ def synthetic_data(params_dir: Path = DEFAULT_PARAMS_DIR,
 def report_data(data_dir: Path, params: Params) -> ValidationResult:
     """The validated data set, narrowed to the schools the report can use
     (`design.candidate_schools`). The pipeline's kernels replace this with a memoised version."""
-    from evaluation.design import candidate_schools
+    from evaluation.analysis.design import candidate_schools
 
     return validate_dir(data_dir).for_schools(candidate_schools(params))
 

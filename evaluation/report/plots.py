@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from evaluation import formatting, labels
+from evaluation.report import formatting, labels
 
 PALETTE = sns.color_palette("colorblind")
 GROUP_COLOURS = {labels.GROUPS["pilot"]: PALETTE[0], labels.GROUPS["comparison"]: PALETTE[1]}
@@ -66,8 +66,8 @@ def rate_by_month(monthly: pd.DataFrame) -> plt.Figure:
 def yearly_values(es, indicator_id: str) -> pd.DataFrame:
     """Value per group and school year, withheld where it rests on fewer records than the
     disclosure threshold (the data behind `indicator_by_year`)."""
-    from evaluation.presentation import _value
     from evaluation.registry import INDICATORS
+    from evaluation.report.findings import _value
 
     ind = INDICATORS[indicator_id]
     d = es.data[indicator_id]
@@ -110,8 +110,8 @@ def indicator_by_year(es, indicator_id: str) -> plt.Figure:
 def survival_curves(es, indicator_id: str) -> plt.Figure:
     """Kaplan-Meier curves at the pilot schools, before and in the report year; ongoing
     trajectories are censored, never dropped."""
+    from evaluation.analysis.survival import kaplan_meier
     from evaluation.registry import INDICATORS
-    from evaluation.survival import kaplan_meier
 
     ind = INDICATORS[indicator_id]
     house_style()

@@ -11,10 +11,10 @@ import pandas as pd
 import yaml
 
 import evaluation
-from evaluation.dataset import file_hashes
+from evaluation.data.reading import file_hashes
 from evaluation.params import Params
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str:

@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evaluation.pipeline import dutch_date, slug
+from evaluation.run.pipeline import dutch_date, slug
 
 INDEX = "index.html"
 MANIFEST = ".manifest.json"
 TITLE = "Whitepapers jeugdhulp en voortgezet onderwijs"
 KINDS = (("html", "Webpagina", "HTML"), ("pdf", "PDF", "PDF"), ("xlsx", "Excel", "Excel"))
-NATIONAL_KIND = "national"  # manifest "kind" of the national overview (evaluation.national_report)
+NATIONAL_KIND = "national"  # manifest "kind" of the national overview (evaluation.national.build)
 
 CSS = """
 :root { color-scheme: light; }

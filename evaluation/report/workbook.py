@@ -98,7 +98,7 @@ def caption_title(caption: str, fallback: str) -> str:
 
 def report_tables(tables_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
     """(name, caption, table) of every table the notebooks kept, in the report's order."""
-    from evaluation.pipeline import TABLE_ORDER_FILE
+    from evaluation.run.pipeline import TABLE_ORDER_FILE
 
     if not tables_dir.is_dir():
         return []
@@ -118,7 +118,7 @@ def report_tables(tables_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
 
 def _protect(values: pd.Series, min_count: int, base: int) -> list[object]:
     """Counts as the report publishes them: below the threshold withheld, others rounded."""
-    from evaluation.disclosure import round_to_base
+    from evaluation.report.disclosure import round_to_base
 
     rounded = round_to_base(values, base)
     return [SUPPRESSED if pd.isna(v) or v < min_count or r < min_count else int(r)
@@ -127,7 +127,7 @@ def _protect(values: pd.Series, min_count: int, base: int) -> list[object]:
 
 def estimates_sheet_frame(estimates: pd.DataFrame, params: Params) -> pd.DataFrame:
     """The estimate table with Dutch headers and values, counts protected, numbers untouched."""
-    from evaluation.presentation import UNIT_NAMES
+    from evaluation.report.findings import UNIT_NAMES
 
     t = estimates.copy()
     for col in ROUNDED_COUNTS:

@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import evaluation
-from evaluation.dataset import DataSetError, file_hashes, table_files
+from evaluation.data.reading import DataSetError, file_hashes, table_files
 from evaluation.params import (
     DEFAULT_PARAMS_DIR,
     Params,
@@ -54,7 +54,7 @@ from evaluation.params import (
     school_year_of_date,
     school_year_start_year,
 )
-from evaluation.pipeline import (
+from evaluation.run.pipeline import (
     DEFAULT_SOURCES,
     OUTPUT_NAMES,
     KernelSession,
@@ -246,7 +246,7 @@ def _hash_files(paths: Sequence[Path], root: Path | None = None) -> str:
 
 
 # Modules that only orchestrate runs: changing them changes no report, so no re-render.
-NOT_IN_REPORTS = {"batch.py", "site.py", "cli.py", "__main__.py"}
+NOT_IN_REPORTS = {"run/batch.py", "report/site.py", "cli.py", "__main__.py"}
 
 
 def package_hash() -> str:
@@ -756,7 +756,7 @@ def render_all(
 ) -> BatchResult:
     """Render every planned report whose inputs changed (all of them with `force`), then write
     the site index. `select` narrows the plan (tests, benchmarks)."""
-    from evaluation.site import write_index
+    from evaluation.report.site import write_index
 
     if executor not in EXECUTORS:
         raise PipelineError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")

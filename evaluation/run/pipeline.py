@@ -11,7 +11,7 @@ notebook as papermill would: starting a kernel and importing pandas, statsmodels
 costs seconds that are the same for every notebook. The kernel is warmed once (the package
 imported, the validated data and the report's estimate frames memoised, `warm_kernel`) and its
 namespace is reset before each notebook, so that a notebook never sees another's variables.
-`evaluation.batch` keeps one such kernel per worker for many reports.
+`evaluation.run.batch` keeps one such kernel per worker for many reports.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from evaluation.dataset import DataSetError, write_tables
+from evaluation.data.reading import DataSetError, write_tables
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
-from evaluation.provenance import params_yaml
+from evaluation.report.provenance import params_yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks"
 REPORTS_DIR = REPO / "reports"
 QUARTO_FILE = REPO / "_quarto.yml"
@@ -139,7 +139,7 @@ def notebooks() -> list[Path]:
 def write_synthetic(out_dir: Path, overrides: Sequence[str] = (),
                     params_dir: Path = DEFAULT_PARAMS_DIR) -> list[Path]:
     """Generate the synthetic data set for every region in params and write it as CSV files."""
-    from evaluation.synthetic import generate
+    from evaluation.data.synthetic import generate
 
     tables = generate(load_regions(params_dir), load_synthetic(list(overrides), params_dir))
     return write_tables(tables, out_dir)
@@ -172,7 +172,7 @@ def _dir_signature(data_dir: Path) -> tuple:
 
 def cached_validate_dir(data_dir: Path):
     """`validation.validate_dir`, read once per process for unchanged files (a deep copy)."""
-    from evaluation.validation import validate_dir
+    from evaluation.data.validation import validate_dir
 
     result = _memo(("validate", *_dir_signature(data_dir)), lambda: validate_dir(Path(data_dir)))
     return copy.deepcopy(result)
@@ -182,8 +182,8 @@ def cached_report_data(data_dir: Path, params: Params):
     """`notebook.report_data` read once per process for unchanged files and the same schools:
     the data set is validated once, narrowed per report, and a copy of the narrowed (small)
     result handed out."""
-    from evaluation.design import candidate_schools
-    from evaluation.validation import validate_dir
+    from evaluation.analysis.design import candidate_schools
+    from evaluation.data.validation import validate_dir
 
     signature = _dir_signature(data_dir)
     schools = frozenset(candidate_schools(params))
@@ -207,14 +207,15 @@ def warm_kernel() -> None:
     import matplotlib.pyplot  # noqa: F401  (the slowest import of the notebooks)
 
     import evaluation
-    import evaluation.estimates as estimates
-    import evaluation.notebook as notebook
+    import evaluation.analysis.estimates as estimates
+    import evaluation.report.notebook as notebook
 
-    skip = {"cli", "__main__", "batch", "site", "excel", "pipeline"}
-    for module in pkgutil.iter_modules(evaluation.__path__):
+    skip = {"evaluation.cli", "evaluation.__main__", "evaluation.run.batch",
+            "evaluation.report.site", "evaluation.report.workbook", "evaluation.run.pipeline"}
+    for module in pkgutil.walk_packages(evaluation.__path__, "evaluation."):
         if module.name not in skip:
             try:
-                importlib.import_module(f"evaluation.{module.name}")
+                importlib.import_module(module.name)
             except Exception:  # noqa: BLE001  a broken module fails in the notebook that uses it
                 pass
 
@@ -279,7 +280,7 @@ class KernelSession:
         client.start_new_kernel_client()
         self._client = client
         if self.warm:
-            self._hidden("from evaluation.pipeline import warm_kernel as _w; _w(); del _w")
+            self._hidden("from evaluation.run.pipeline import warm_kernel as _w; _w(); del _w")
 
     def _hidden(self, code: str) -> None:
         """Run code in the kernel without recording it in any notebook."""
@@ -359,7 +360,7 @@ def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SO
 
 def compute_estimates(build: Path, params: Params, tables: dict, params_dir: Path) -> Path:
     """Every estimate of the report, once: the notebooks read them instead of refitting."""
-    from evaluation.estimates import estimate_all, save_estimates
+    from evaluation.analysis.estimates import estimate_all, save_estimates
 
     path = build / "estimates.parquet"
     save_estimates(estimate_all(tables, params, params_dir), path)
@@ -418,8 +419,8 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
                  sources: Sources = DEFAULT_SOURCES) -> BuiltReport:
     """Estimates, notebooks, rendering and the Excel workbook of one report, in its own build
     dir; `tables` are the validated data (the estimates are computed from them)."""
-    from evaluation.excel import write_workbook
-    from evaluation.rendering import RenderError, render
+    from evaluation.report.rendering import RenderError, render
+    from evaluation.report.workbook import write_workbook
 
     build = report_dir(build_root, params).resolve()
     prepare_build_dir(build, params, sources)
@@ -447,7 +448,7 @@ def audit_outputs(outputs: dict[str, Path], data_dir: Path, params: Params) -> N
     """Nothing personal and no small cell may leave the build folder: audit every output (HTML,
     PDF, workbook) before anything is published. The audit's rules (the data's identifiers) are
     read once per process for unchanged data."""
-    from evaluation.audit import audit_file, make_rules
+    from evaluation.report.audit import audit_file, make_rules
 
     min_count = params.disclosure.min_count
     rules = _memo(("audit", min_count, *_dir_signature(data_dir)),
@@ -508,7 +509,7 @@ def render_report(
     municipality: str | None = None,
 ) -> ReportResult:
     """Make one whitepaper (HTML and/or PDF, plus its Excel workbook) for a region, or one of its
-    municipalities, and a school year. Always renders; `evaluation.batch` renders many reports
+    municipalities, and a school year. Always renders; `evaluation.run.batch` renders many reports
     and skips those whose inputs did not change."""
     # Parameters are validated before anything runs.
     params = load_params(region, school_year, list(overrides), params_dir, municipality)
@@ -528,7 +529,7 @@ def render_report(
     dest = report_dir(output_root, params)
     placed = publish(built.outputs, dest)
     try:  # lets a later `render --all` see that this report is up to date
-        from evaluation.batch import record_single_render
+        from evaluation.run.batch import record_single_render
 
         record_single_render(params, Path(data_dir), overrides, params_dir, renderer, formats,
                              built.renderer, dest, time.time() - started)
