@@ -50,7 +50,8 @@ def _peak_rss_mb() -> float:
 
 
 def worker_generate(pupils: int, seed: int, data_dir: Path) -> dict:
-    from evaluation.data.synthetic_national import national_config, national_regions, write_parquet_tables
+    from evaluation.data.parquet import write_parquet_tables
+    from evaluation.data.synthetic_national import national_config, national_regions
     from evaluation.params import load_synthetic
     from evaluation.data.synthetic import generate
 
@@ -69,7 +70,9 @@ def worker_generate(pupils: int, seed: int, data_dir: Path) -> dict:
 
 
 def worker_estimates(pupils: int, seed: int, data_dir: Path) -> dict:
-    from evaluation.data.synthetic_national import estimates_all_regions, national_regions, read_parquet_tables
+    from evaluation.data.parquet import read_parquet_tables
+    from evaluation.data.synthetic_national import national_regions
+    from evaluation.national.estimates import estimates_all_regions
     from evaluation.params import load_params
 
     start = time.perf_counter()

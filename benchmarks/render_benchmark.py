@@ -47,7 +47,7 @@ RESULTS_DIR = REPO / "benchmarks" / "results"
 # --- phases (each runs in its own process) -----------------------------------------------------
 
 def _tasks(args: argparse.Namespace):
-    from evaluation.run.batch import last_school_year, plan
+    from evaluation.run.plan import last_school_year, plan
 
     return plan(last_school_year(Path(args.data)), formats=args.formats)[: args.reports]
 

@@ -233,8 +233,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
             written = write_national(args.out, args.scale, args.format, overrides, args.params_dir)
         elif args.format == "parquet":
+            from evaluation.data.parquet import write_parquet_tables
             from evaluation.data.synthetic import generate
-            from evaluation.data.synthetic_national import write_parquet_tables
 
             tables = generate(load_regions(args.params_dir),
                               load_synthetic(overrides, args.params_dir))
@@ -348,8 +348,8 @@ def cmd_estimates(args: argparse.Namespace) -> int:
 
 def _estimates_all_regions(args: argparse.Namespace) -> int:
     """Every region of a (national) data set side by side, plus the nation."""
-    from evaluation.data.synthetic_national import estimates_all_regions
     from evaluation.data.validation import validate_dir
+    from evaluation.national.estimates import estimates_all_regions
     from evaluation.params import load_params, load_regions
 
     if args.data is None:
@@ -404,20 +404,24 @@ def _estimates_one(args: argparse.Namespace) -> int:
     es = estimate_all(run.data.tables, run.params, run.params_dir)
     cb = None
     if args.costs:
-        from evaluation.analysis import costs as cost
+        from evaluation.analysis.costs import cost_benefit, costs_of
 
-        cb = cost.cost_benefit(es, cost.costs_of(run.params), tables=run.data.tables)
+        cb = cost_benefit(es, costs_of(run.params), tables=run.data.tables)
     if args.format == "json":
         out = to_records(es)
         if cb is not None:
-            out = {"estimates": out, "costs": cost.cost_records(cb)}
+            from evaluation.analysis.costs import cost_records
+
+            out = {"estimates": out, "costs": cost_records(cb)}
         print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     else:
         print(format_table(es))
         if cb is not None:
+            from evaluation.report.costs import cost_sentence, cost_table
+
             print()
-            print(cost.cost_sentence(cb))
-            print(cost.cost_table(cb).to_string(index=False))
+            print(cost_sentence(cb))
+            print(cost_table(cb).to_string(index=False))
     return 0
 
 

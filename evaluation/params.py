@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from evaluation.data.datamodel import MUNICIPALITY_CODE
-
+#: A CBS municipality code (GM0353); the data model checks the same pattern.
+MUNICIPALITY_CODE = r"GM\d{4}"
 DEFAULT_PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
 DEFAULTS_FILE = "defaults.yml"
 

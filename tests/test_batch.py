@@ -1,6 +1,6 @@
 """`render --all`: the plan, the cache, failure isolation, atomic outputs and the executors.
 
-Most tests replace the expensive part of a task (`batch.render_task`) by a stand-in that writes
+Most tests replace the expensive part of a task (`executors.render_task`) by a stand-in that writes
 small files, and run the serial executor: the plan, fingerprints, manifests and the decision what
 to re-run are the real ones. The module fixture `rendered` makes two real reports (HTML only) with
 the local worker pool; the failure test and the Dask test re-render from there.
@@ -19,19 +19,13 @@ import pytest
 import yaml
 
 from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
-from evaluation.run import batch
-from evaluation.run.batch import (
-    EXECUTORS,
-    Task,
-    TaskResult,
-    last_school_year,
-    plan,
-    render_all,
-    render_all_command,
-    school_years,
-    write_manifest,
-)
-from evaluation.run.pipeline import OUTPUT_NAMES, REPO, PipelineError, Sources, publish
+from evaluation.run import batch, executors, manifest
+from evaluation.run.batch import render_all, render_all_command
+from evaluation.run.executors import EXECUTORS, TaskResult
+from evaluation.run.manifest import write_manifest
+from evaluation.run.pipeline import PipelineError, publish
+from evaluation.run.plan import Task, last_school_year, plan, school_years
+from evaluation.run.sources import OUTPUT_NAMES, REPO, Sources
 
 LOPIK = "GM0331"
 
@@ -148,7 +142,7 @@ def fake_render(monkeypatch):
         calls.append(job.task.key)
         return TaskResult(job.task.key, job.task.label, "done")
 
-    monkeypatch.setattr(batch, "render_task", render_task)
+    monkeypatch.setattr(executors, "render_task", render_task)
     return calls, fail
 
 
@@ -266,7 +260,7 @@ def test_a_failing_report_does_not_stop_the_others(fake_render, params_dir, synt
 
 def test_a_single_render_counts_as_done_for_the_batch(fake_render, synthetic_dir, tmp_path):
     from evaluation.params import load_params
-    from evaluation.run.batch import record_single_render
+    from evaluation.run.manifest import record_single_render
 
     calls, _ = fake_render
     out = tmp_path / "_output" / "lekstroom" / "lopik" / "2014-2015"
@@ -349,7 +343,8 @@ def project(tmp_path_factory, synthetic_dir):
     params = _params_copy(root / "params")
     sources = _sources_copy(root / "sources")
     with pytest.MonkeyPatch.context() as mp:
-        pinned = batch.package_hash()
+        pinned = manifest.package_hash()
+        mp.setattr(manifest, "package_hash", lambda: pinned)
         mp.setattr(batch, "package_hash", lambda: pinned)
         yield root, params, sources, synthetic_dir
 
@@ -474,7 +469,7 @@ def test_dask_executor_on_a_small_national_set_equals_local(national_set, tmp_pa
     def chosen(task: Task) -> bool:
         return task.unit_name is None and task.school_year == "2016-2017" and task.region in keep
 
-    last = batch.last_school_year(national_set, params)
+    last = last_school_year(national_set, params)
     planned = {t.region for t in plan(last, params) if t.unit_name is None
                and t.school_year == "2016-2017"}
     keep = [r for r in regions if r in planned][:2]

@@ -2,10 +2,11 @@
 
 import pytest
 
-from evaluation.analysis import care_reports
+from evaluation.analysis.care_reports import analyse
 from evaluation.analysis.comparisons import BEFORE_AFTER, DID, ITS
 from evaluation.analysis.design import school_design
 from evaluation.analysis.estimates import estimate_all
+from evaluation.report import care_reports
 from evaluation.report.notebook import setup
 
 INDICATOR = "care_reports_per_100"
@@ -17,7 +18,7 @@ def _run(school_year="2014-2015", overrides=()):
 
 def _analysis(school_year="2014-2015", overrides=()):
     run = _run(school_year, overrides)
-    return care_reports.analyse(run.data.tables, run.params, run.params_dir)
+    return analyse(run.data.tables, run.params, run.params_dir)
 
 
 def _estimates(overrides=()):

@@ -106,7 +106,7 @@ def national_dir(tmp_path_factory):
 
 
 def test_estimates_all_regions_covers_every_region_and_the_nation(national_dir, capsys):
-    from evaluation.data.synthetic_national import NATIONAL_ID
+    from evaluation.national.estimates import NATIONAL_ID
     from evaluation.params import load_regions
     from evaluation.registry import PRIMARY
 

@@ -24,7 +24,6 @@ from evaluation.data.context import (
     NOT_REACHABLE,
     UNAVAILABLE,
     ContextRefreshError,
-    context_markdown,
     context_refresh_command,
     load_context,
     read_extract,
@@ -33,6 +32,7 @@ from evaluation.data.context import (
 )
 from evaluation.params import load_regions
 from evaluation.report import formatting as f
+from evaluation.report.context import context_markdown, latest_period
 
 EXCERPT = Path(__file__).resolve().parents[2] / "shared/data/cbs/85098NED-2022-excerpt.csv"
 TABLE = "85098NED"
@@ -133,7 +133,7 @@ def test_period_labels():
     assert context.period_label("2022JJ00") == "2022"
     assert context.period_label("2022KW03") == "2022 kwartaal 3"
     assert context.period_label("2022JJ00", {"2022JJ00": "2022*"}) == "2022*"
-    assert context.latest_period(pd.Series(["2021JJ00", "2022KW01", "2022JJ00"])) == "2022JJ00"
+    assert latest_period(pd.Series(["2021JJ00", "2022KW01", "2022JJ00"])) == "2022JJ00"
 
 
 # --- reading the cache for a report ------------------------------------------------------------

@@ -22,14 +22,12 @@ from evaluation.analysis.costs import (  # noqa: E402
     REFERRALS,
     Costs,
     cost_benefit,
-    cost_figure,
     cost_records,
-    cost_sentence,
-    cost_table,
     load_costs,
 )
 from evaluation.analysis.estimates import EstimateSet  # noqa: E402
 from evaluation.params import load_params, region_files  # noqa: E402
+from evaluation.report.costs import cost_figure, cost_sentence, cost_table  # noqa: E402
 
 YEAR = "2014-2015"
 SCHOOLS = ["LS01", "LS02", "LS03"]

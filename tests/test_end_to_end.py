@@ -8,10 +8,10 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from evaluation.analysis import care_reports
+from evaluation.analysis.care_reports import analyse
 from evaluation.analysis.comparisons import DID
 from evaluation.registry import PRIMARY
-from evaluation.report import findings
+from evaluation.report import care_reports, findings
 from evaluation.report.notebook import setup
 from evaluation.run.pipeline import render_report, write_synthetic
 
@@ -48,7 +48,7 @@ def run(rendered):
 @pytest.fixture(scope="module")
 def expected(run):
     """The care-report figures, computed independently of the rendered files."""
-    return care_reports.analyse(run.data.tables, run.params, run.params_dir)
+    return analyse(run.data.tables, run.params, run.params_dir)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from evaluation.report.workbook import (
     ESTIMATES_SHEET,
     INFO_SHEET,
     MAX_SHEET_NAME,
+    TABLE_ORDER_FILE,
     caption_title,
     sheet_names,
     write_workbook,
 )
-from evaluation.run.pipeline import TABLE_ORDER_FILE
 
 LONG = "referrals-by-referrer-and-school-year-with-totals"
 

@@ -22,29 +22,29 @@ from evaluation.analysis.indicators import analysis_frame
 from evaluation.analysis.statistics import poisson_effect
 from evaluation.analysis.survival import cox_effect
 from evaluation.data.datamodel import TABLES
-from evaluation.data.reading import DataSetError
+from evaluation.data.parquet import read_parquet_tables, write_parquet_tables
+from evaluation.data.reading import DataSetError, as_text
 from evaluation.data.synthetic import generate
 from evaluation.data.synthetic_national import (
     KEPT_REGIONS,
+    default_schools,
+    national_config,
+    national_regions,
+    parse_scale,
+    write_national,
+)
+from evaluation.national.estimates import (
     NATIONAL_ID,
     NO_PILOT,
     absorbed_did,
-    default_schools,
     estimates_all_regions,
-    national_config,
     national_frames,
     national_region,
-    national_regions,
-    parse_scale,
-    read_parquet_tables,
     region_design,
     region_did,
-    region_funnel,
     region_params,
-    write_national,
-    write_parquet_tables,
 )
-from evaluation.data.validation import as_text
+from evaluation.national.funnel import region_funnel
 from evaluation.params import load_params, load_regions, load_synthetic
 from evaluation.registry import INDICATORS, PRIMARY
 

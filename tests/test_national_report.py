@@ -18,8 +18,11 @@ import pandas as pd
 import pytest
 from test_accessibility import _axe, _describe, _Page
 
-from evaluation.data.synthetic_national import estimates_all_regions, region_funnel, write_national
+from evaluation.data.synthetic_national import write_national
 from evaluation.national import build as nr
+from evaluation.national.estimates import estimates_all_regions
+from evaluation.national.funnel import region_funnel
+from evaluation.national.overview import FUNNEL_INDICATORS
 from evaluation.params import load_params, load_regions
 from evaluation.registry import INDICATORS, PRIMARY
 from evaluation.report import formatting as f
@@ -171,8 +174,8 @@ def test_a_section_and_a_funnel_figure_with_alt_text_per_key_indicator(
     headings = [text for _, text in page.headings]
     alts = [img.get("alt") or "" for img in page.images]
     assert {"care_reports_per_100", "specialised_referrals_per_100",
-            "school_informed_share"} <= set(nr.FUNNEL_INDICATORS)
-    for ind in nr.FUNNEL_INDICATORS:
+            "school_informed_share"} <= set(FUNNEL_INDICATORS)
+    for ind in FUNNEL_INDICATORS:
         name = INDICATORS[ind].name_nl
         assert any(name in h for h in headings), f"no section for {name}"
         frame = region_funnel(checked.tables, regions, ind, YEAR)
@@ -186,7 +189,7 @@ def test_a_section_and_a_funnel_figure_with_alt_text_per_key_indicator(
 def test_regions_outside_the_limits_are_those_of_region_funnel(tables, checked, regions,
                                                                params) -> None:
     rule = params.disclosure
-    for ind in nr.FUNNEL_INDICATORS:
+    for ind in FUNNEL_INDICATORS:
         frame = region_funnel(checked.tables, regions, ind, YEAR)
         shown = frame[_shown(frame, ind, rule.min_count)]
         outside = shown[shown["flag"].isin(["high_998", "low_998"])]

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from evaluation.data.parquet import write_parquet_tables
 from evaluation.data.reading import DataSetError, file_hashes, table_files
-from evaluation.data.synthetic_national import write_parquet_tables
 from evaluation.data.validation import format_problem, validate_dir
 
 

@@ -4,9 +4,9 @@ disclosure control, whatever the thresholds."""
 import pandas as pd
 import pytest
 
-from evaluation.analysis import care_reports
+from evaluation.analysis.care_reports import analyse
 from evaluation.registry import INDICATORS
-from evaluation.report import findings, plots
+from evaluation.report import care_reports, findings, plots
 from evaluation.report.disclosure import PublishedTable, check_published
 from evaluation.report.notebook import setup
 
@@ -17,7 +17,7 @@ def _published(run) -> list[PublishedTable]:
     rule = run.params.disclosure
     tables = [findings.key_figures(es)[1],
               findings.referrals_by_referrer(es, run.data.tables)]
-    a = care_reports.analyse(run.data.tables, run.params, run.params_dir)
+    a = analyse(run.data.tables, run.params, run.params_dir)
     shown = care_reports.school_table(a)
     for col in ("Meldingen vóór", f"Meldingen {run.params.school_year}"):
         numbers = shown[col].map(lambda c: pd.NA if c == "·" else int(c.replace(".", "")))

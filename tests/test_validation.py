@@ -11,8 +11,8 @@ import pytest
 from evaluation.cli import main
 from evaluation.data import validation
 from evaluation.data.datamodel import TABLES
-from evaluation.data.reading import DataSetError
-from evaluation.data.validation import REASONS, as_text, validate, validate_dir
+from evaluation.data.reading import DataSetError, as_text
+from evaluation.data.validation import REASONS, validate, validate_dir
 
 
 def read_csv_text(path: Path) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from evaluation.report import formatting as f
+from evaluation.labels import dutch_date
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO / "data" / "cbs"
@@ -56,8 +56,6 @@ PERIOD_CODE = re.compile(r"(\d{4})([A-Z]{2})(\d{2})")
 MEASURE_KEY = re.compile(r".+_\d+")  # the API numbers every measure: Key_1, Key_2, ...
 MISSING = {"", "."}  # an empty cell, or the untyped data set's mark of a suppressed figure
 
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
-          "september", "oktober", "november", "december")
 PERIOD_KINDS = {"JJ": "", "KW": "kwartaal ", "MM": "maand ", "HJ": "halfjaar "}
 
 
@@ -390,7 +388,7 @@ def _dutch_date(iso: str | None) -> str | None:
         day = dt.datetime.fromisoformat(str(iso)).date()
     except ValueError:
         return None
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    return dutch_date(day)
 
 
 def period_label(code: str, titles: Mapping[str, str] | None = None) -> str:
@@ -478,53 +476,3 @@ def load_context(
                  "niet in dit extract.")
     result.message = text
     return result
-
-
-def _decimals(values: pd.Series) -> int:
-    """Decimals needed to show every value as the source gives it (at most 3)."""
-    present = values.dropna().astype(float)
-    for d in range(4):
-        if ((present * 10**d).round(6) % 1 == 0).all():
-            return d
-    return 3
-
-
-def latest_period(periods: pd.Series) -> str:
-    """The latest year ("2022JJ00") when the extract has years, else the latest period."""
-    codes = periods.dropna().astype(str)
-    years = codes[codes.str.contains("JJ", regex=False)]
-    return str((years if len(years) else codes).max())
-
-
-def context_table(result: ContextResult) -> pd.DataFrame:
-    """The latest period's figures, one row per municipality (then the country), formatted.
-
-    A measure with more than one value per municipality in that period (a table with a further
-    dimension, such as the referrer) is left out here; `result.data` holds it in full."""
-    if result.data.empty:
-        return pd.DataFrame()
-    latest = latest_period(result.data["period"])
-    rows = result.data[result.data["period"] == latest]
-    order = [c for c in [*result.requested, COUNTRY] if c in set(rows["region_code"])]
-    table = pd.DataFrame({"Gemeente": [result.names.get(c, c) for c in order]})
-    for m in result.measures:
-        sub = rows[rows["measure_key"] == m.key]
-        if len(sub) != sub["region_code"].nunique():  # a further dimension: not one value a cell
-            continue
-        values = sub.set_index("region_code")["value"].reindex(order)
-        decimals = m.decimals if m.decimals is not None else _decimals(values)
-        table[m.label] = [f.number(v, decimals) for v in values]
-    return table
-
-
-def context_markdown(result: ContextResult) -> str:
-    """A Dutch report section: the region's municipalities beside the extract's values (latest
-    period), or the sentence saying why context data is unavailable."""
-    if result.status != "available":
-        return result.message
-    table = context_table(result)
-    latest = period_label(latest_period(result.data["period"]))
-    caption = (f": CBS StatLine, tabel {result.table_id}, {latest}: gemeenten van de regio"
-               + (" en Nederland" if COUNTRY in set(result.data["region_code"]) else "")
-               + " (· = niet gepubliceerd door het CBS)")
-    return f"{result.message}\n\n{f.markdown_table(table)}\n\n{caption}"

@@ -11,6 +11,8 @@ from typing import Literal
 
 import pandas as pd
 
+from evaluation.params import MUNICIPALITY_CODE
+
 Kind = Literal["id", "text", "code", "category", "date", "int", "bool", "school_year"]
 
 TRACKS = ("pro", "vmbo", "havo", "vwo")
@@ -19,7 +21,6 @@ ROUTES = ("kernteam", "regular")
 LEVELS = ("light", "specialised", "jggz", "residential")
 REFERRERS = ("school", "gp", "youth_doctor", "district_team", "certified_institution")
 ROLES = ("school", "parent", "pupil", "professional")
-MUNICIPALITY_CODE = r"GM\d{4}"
 SCHOOL_YEAR = r"\d{4}-\d{4}"
 
 

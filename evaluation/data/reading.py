@@ -93,13 +93,28 @@ def table_files(data_dir: Path) -> dict[str, Path]:
     return out
 
 
+def as_text(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Typed tables (from the generator) as the text a CSV file would hold, so that in-memory data
+    passes through exactly the same validation as files do."""
+    out = {}
+    for name, frame in tables.items():
+        cols = {}
+        for f in TABLES[name].fields:
+            s = frame[f.name]
+            if f.kind == "date":
+                s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
+            elif f.kind == "bool":
+                s = s.astype("boolean").map({True: "true", False: "false"})
+            cols[f.name] = s.astype("string")
+        out[name] = pd.DataFrame(cols)
+    return out
+
+
 def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
     """One Parquet file as the text frame a CSV file gives, so that it is validated row by row
     like any export. Its index runs from -1 so that validation's "row" (index + 2, the line of a
     CSV file under its header) is the 1-based record number in the Parquet file."""
     import pyarrow.parquet as pq
-
-    from evaluation.data.validation import as_text
 
     arrow = pq.read_table(path)
     check_columns(path, arrow.column_names, table)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.data.datamodel import TABLES, Table
+from evaluation.data.reading import read_text_tables, table_files
 
 # Tables in an order where every referenced table comes first.
 ORDER = ("schools", "enrolments", "trajectories", "care_reports", "referrals",
@@ -257,23 +258,6 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
     )
 
 
-def as_text(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Typed tables (from the generator) as the text a CSV file would hold, so that in-memory data
-    passes through exactly the same validation as files do."""
-    out = {}
-    for name, frame in tables.items():
-        cols = {}
-        for f in TABLES[name].fields:
-            s = frame[f.name]
-            if f.kind == "date":
-                s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
-            elif f.kind == "bool":
-                s = s.astype("boolean").map({True: "true", False: "false"})
-            cols[f.name] = s.astype("string")
-        out[name] = pd.DataFrame(cols)
-    return out
-
-
 def format_problem(row: pd.Series) -> str:
     """One problem as a line for the command line: file, row, field, value and reason."""
     value = f" {row['value']!r}:" if row["value"] != "" else ":"
@@ -282,7 +266,5 @@ def format_problem(row: pd.Series) -> str:
 
 def validate_dir(data_dir: Path) -> ValidationResult:
     """Read and validate every table in `data_dir`."""
-    from evaluation.data.reading import read_text_tables, table_files
-
     raw = read_text_tables(data_dir)
     return validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})

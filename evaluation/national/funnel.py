@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evaluation.params import Region
+
 Kind = Literal["poisson", "binomial"]
 Method = Literal["interpolated", "exact"]
 LEVELS = (0.95, 0.998)
@@ -240,3 +242,24 @@ def _dutch(value: float, decimals: int) -> str:
     from evaluation.report.formatting import number
 
     return number(value, decimals)
+
+
+def region_funnel(tables: Mapping[str, pd.DataFrame], regions: Sequence[Region],
+                  indicator: str = "care_reports_per_100", school_year: str | None = None,
+                  overdispersion: bool = False) -> pd.DataFrame:
+    """The data of a funnel plot (`funnel.funnel_frame`) of one rate or share indicator: each
+    region's value in `school_year` (default: the last) against its pupils or records, labelled
+    with the region's name. Rates are per 100 pupils (Poisson limits), shares per 100 records
+    (binomial limits)."""
+    from evaluation.national.estimates import national_frames
+    from evaluation.registry import INDICATORS
+
+    kind = INDICATORS[indicator].kind
+    if kind not in ("rate", "proportion"):
+        raise ValueError(f"{indicator}: a funnel plot needs a rate or a share, not a {kind}")
+    frame = national_frames(tables, [indicator])[indicator]
+    names = {s.id: r.name for r in regions for s in r.schools}
+    counts = region_counts(frame, names, school_year)
+    return funnel_frame(counts["count"], counts["size"], counts["region"],
+                        kind="poisson" if kind == "rate" else "binomial", per=100.0,
+                        overdispersion=overdispersion)

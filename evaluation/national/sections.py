@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.national.build import FUNNEL_INDICATORS, SLUGS, Overview
+from evaluation.national.overview import FUNNEL_INDICATORS, SLUGS, Overview
 from evaluation.params import Disclosure
 from evaluation.registry import INDICATORS
 from evaluation.report import formatting as f
@@ -210,7 +210,7 @@ def estimate_rows(overview: Overview, indicator: str) -> pd.DataFrame:
 
 
 def _no_pilot() -> str:
-    from evaluation.data.synthetic_national import NO_PILOT
+    from evaluation.national.estimates import NO_PILOT
 
     return NO_PILOT
 

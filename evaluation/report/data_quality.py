@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from evaluation import labels
 from evaluation.data.validation import ValidationResult
 from evaluation.report import formatting as f
-from evaluation.report import labels
 
 
 def summary_markdown(v: ValidationResult) -> str:

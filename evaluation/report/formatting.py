@@ -7,6 +7,7 @@ where it is shown.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import pandas as pd
@@ -84,3 +85,8 @@ def markdown_table(frame: pd.DataFrame, align: Iterable[str] | None = None) -> s
              "| " + " | ".join(marks[a](w) for a, w in zip(align, widths, strict=True)) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in body.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def slug(name: str) -> str:
+    """A name as a folder or anchor name: "Zuid-Kennemerland" -> "zuid-kennemerland"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

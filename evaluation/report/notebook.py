@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.data.validation import ValidationResult, as_text, validate, validate_dir
+from evaluation.data.reading import as_text
+from evaluation.data.validation import ValidationResult, validate, validate_dir
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
 
 

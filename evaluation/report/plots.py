@@ -11,7 +11,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from evaluation.report import formatting, labels
+from evaluation import labels
+from evaluation.report import formatting
 
 PALETTE = sns.color_palette("colorblind")
 GROUP_COLOURS = {labels.GROUPS["pilot"]: PALETTE[0], labels.GROUPS["comparison"]: PALETTE[1]}

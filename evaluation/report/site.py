@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evaluation.run.pipeline import dutch_date, slug
+from evaluation.labels import dutch_date
+from evaluation.report.formatting import slug
 
 INDEX = "index.html"
 MANIFEST = ".manifest.json"

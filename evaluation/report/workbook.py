@@ -29,6 +29,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 import evaluation
 from evaluation.params import Params
 
+#: In the tables dir: the table names in the order the report shows them.
+TABLE_ORDER_FILE = "_order.json"
 INFO_SHEET = "Toelichting"
 ESTIMATES_SHEET = "Schattingen"
 MAX_SHEET_NAME = 31  # Excel's limit
@@ -98,8 +100,6 @@ def caption_title(caption: str, fallback: str) -> str:
 
 def report_tables(tables_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
     """(name, caption, table) of every table the notebooks kept, in the report's order."""
-    from evaluation.run.pipeline import TABLE_ORDER_FILE
-
     if not tables_dir.is_dir():
         return []
     captions = {p.stem: json.loads(p.read_text(encoding="utf-8"))

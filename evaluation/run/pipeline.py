@@ -20,7 +20,6 @@ import copy
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import time
 from collections import OrderedDict
@@ -32,21 +31,23 @@ from typing import Any
 import yaml
 
 from evaluation.data.reading import DataSetError, write_tables
+from evaluation.labels import dutch_date
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
+from evaluation.report.formatting import slug
 from evaluation.report.provenance import params_yaml
+from evaluation.report.workbook import TABLE_ORDER_FILE
+from evaluation.run.sources import (  # noqa: F401  (REPO, QUARTO_FILE: re-exported)
+    DEFAULT_SOURCES,
+    DOCUMENT,
+    NOTEBOOKS_DIR,
+    OUTPUT_NAMES,
+    QUARTO_FILE,
+    REPO,
+    REPORTS_DIR,
+    Sources,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = REPO / "notebooks"
-REPORTS_DIR = REPO / "reports"
-QUARTO_FILE = REPO / "_quarto.yml"
-DOCUMENT = "whitepaper"
-OUTPUT_NAMES = {"html": f"{DOCUMENT}.html", "pdf": f"{DOCUMENT}.pdf", "xlsx": f"{DOCUMENT}.xlsx"}
-TABLE_ORDER_FILE = "_order.json"  # in the tables dir: table names in the order the report shows
 CELL_TIMEOUT = 1800  # seconds; a cell that runs longer is stuck, not slow
-
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
-          "september", "oktober", "november", "december")
-
 
 class PipelineError(RuntimeError):
     """A report could not be made; the message says which step and which file."""
@@ -60,37 +61,6 @@ class ReportResult:
     outputs: dict[str, Path]
     notebooks: list[Path] = field(default_factory=list)
     rejected_rows: int = 0
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The project files a report is made from. Tests and benchmarks point these at a copy (a
-    notebook made to fail, say) without touching the repository."""
-
-    quarto_file: Path = QUARTO_FILE
-    reports_dir: Path = REPORTS_DIR
-    notebooks_dir: Path = NOTEBOOKS_DIR
-
-    def notebooks(self) -> list[Path]:
-        return sorted(self.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
-
-    def files(self) -> list[Path]:
-        """Every file whose change changes a report (for the batch's cache)."""
-        reports = [p for p in self.reports_dir.rglob("*") if p.is_file()
-                   and p.name != "_metadata.yml" and not p.name.endswith((".html", ".pdf"))
-                   and not any(part.endswith("_files") for part in p.parts)]
-        return [self.quarto_file, *sorted(reports), *self.notebooks()]
-
-
-DEFAULT_SOURCES = Sources()
-
-
-def dutch_date(day: dt.date) -> str:
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def unit_slug(params: Params) -> str | None:
@@ -529,7 +499,7 @@ def render_report(
     dest = report_dir(output_root, params)
     placed = publish(built.outputs, dest)
     try:  # lets a later `render --all` see that this report is up to date
-        from evaluation.run.batch import record_single_render
+        from evaluation.run.manifest import record_single_render
 
         record_single_render(params, Path(data_dir), overrides, params_dir, renderer, formats,
                              built.renderer, dest, time.time() - started)

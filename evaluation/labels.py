@@ -1,5 +1,10 @@
 """Reader-facing Dutch labels, kept in one place so that code stays English and an English
-edition remains possible."""
+edition remains possible.
+
+Definitions like the indicator registry and params: every stage may read them, and they import
+nothing from the package."""
+
+import datetime as dt
 
 GROUPS = {"pilot": "Pilotscholen", "comparison": "Vergelijkingsscholen"}
 
@@ -31,3 +36,11 @@ REASONS = {
 MONTH = "Maand"
 SCHOOL_YEAR = "Schooljaar"
 RATE_PER_100 = "Zorgmeldingen per 100 leerlingen"
+
+MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+          "september", "oktober", "november", "december")
+
+
+def dutch_date(day: dt.date) -> str:
+    """4 december 2026."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"

@@ -1,0 +1,320 @@
+"""Estimates for every region and the nation, side by side (`estimates --all-regions`).
+
+The analysis frames are computed once for the whole country and sliced per region; each region
+gets the difference-in-differences its own report shows, the nation the same models with
+inference for many schools.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.analysis.fixed_effects import (
+    cox_twfe,
+    ols_twfe,
+    poisson_crv3_twfe,
+    poisson_twfe,
+    wild_twfe,
+)
+from evaluation.params import (
+    Params,
+    Region,
+    School,
+    school_year_of_date,
+)
+
+# --- estimates for every region and the nation ---------------------------------------------------
+
+NATIONAL_ID = "nederland"
+NATIONAL_NAME = "Nederland"
+NO_PILOT = "geen pilot in deze regio"
+ESTIMATE_COLUMNS = ["region", "region_name", "level", "school_year", "first_pilot_year",
+                    "n_pilot_schools", "n_comparison_schools", "comparison_group", "indicator",
+                    "name", "primary", "unit", "method", "comparison", "estimate", "ci_low",
+                    "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
+                    "mde", "better", "note"]
+
+
+def _lean_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables with enrolments cut to the pupils that have a trajectory.
+
+    Trajectory indicators need the enrolments only for the residence of those pupils (a merge on
+    student and school year) and for the last school year (the extraction date): merging 300,000
+    trajectories with a few hundred thousand rows instead of five million makes their analysis
+    frames ten times faster, with identical results. One row of the last school year is kept so
+    that the extraction date cannot change.
+    """
+    e = tables["enrolments"]
+    keep = e["student_id"].isin(tables["trajectories"]["student_id"].unique()).to_numpy().copy()
+    if len(e):
+        keep[int(np.argmax((e["school_year"] == e["school_year"].max()).to_numpy()))] = True
+    return {**tables, "enrolments": e[keep]}
+
+
+def national_frames(tables: Mapping[str, pd.DataFrame],
+                    indicators: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The analysis frame of each indicator for the whole country, computed once.
+
+    Every region's slice of these frames equals the frame computed on that region's tables
+    (tests/test_national.py checks it), so the frames need not be computed 42 times.
+    """
+    from evaluation.analysis.indicators import analysis_frame
+
+    lean = _lean_tables(tables)
+    return {i: analysis_frame(i, tables if i.endswith("_per_100") else lean) for i in indicators}
+
+
+def region_design(region: Region, school_year: str, schools_by_id: Mapping[str, School]
+                  ) -> pd.DataFrame:
+    """`design.school_design` for a region report (no municipality), from schools in memory.
+
+    The same rule: the region's schools that started by the report year are pilot schools; its
+    other schools and the listed comparison schools of other regions that had not started by the
+    end of the report year are comparison schools. `design.school_design` reads the schools of
+    other regions from the params files, which the 42 generated regions do not have.
+    """
+    year = int(school_year[:4])
+    rows = []
+    candidates = [(s, True) for s in region.schools] + [
+        (schools_by_id[s], False) for s in region.comparison_schools]
+    for school, own in candidates:
+        start = school.pilot_start
+        start_year = start.year if start else None
+        if own and start_year is not None and start_year <= year:
+            group = "pilot"
+        elif start_year is None or start_year > year:
+            group = "comparison"
+        else:
+            continue
+        rows.append({
+            "school_id": school.id, "school_name": school.name,
+            "municipality_code": school.municipality, "own_region": own, "group": group,
+            "pilot_start": pd.Timestamp(start) if start else pd.NaT,
+            "cohort": school_year_of_date(start) if start and group == "pilot" else None,
+        })
+    out = pd.DataFrame(rows)
+    out["group"] = pd.Categorical(out["group"], categories=["pilot", "comparison"])
+    return out
+
+
+def national_region(regions: Sequence[Region]) -> Region:
+    """All schools and municipalities of the country as one region (the national level)."""
+    return Region(id=NATIONAL_ID, name=NATIONAL_NAME, title=f"Landelijk overzicht {NATIONAL_NAME}",
+                  intro="Alle regio's samen.", pupils=sum(r.pupils for r in regions),
+                  municipalities=[m for r in regions for m in r.municipalities],
+                  schools=[s for r in regions for s in r.schools])
+
+
+def region_params(template: Params, region: Region, school_year: str) -> Params:
+    """`template`'s analysis, disclosure and report choices for another region and year."""
+    data = template.model_dump(exclude={"region", "school_year", "municipality"})
+    return Params.model_validate({**data, "region": region.model_dump(),
+                                  "school_year": school_year})
+
+
+NATIONAL_INFERENCE = "clustergecorrigeerd (CRV1, ruim voldoende scholen)"
+
+
+def _duration_did(ind: Any, data: pd.DataFrame, params: Params, inference: str) -> Any:
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
+
+    est, low, high, p = cox_twfe(data["days"].to_numpy(dtype=float),
+                                 data["event"].to_numpy(dtype=float),
+                                 data["treated"].to_numpy(), data["school_id"].to_numpy(),
+                                 data["school_year"].to_numpy(), params.analysis.alpha)
+    return Estimate(ind.id, comparisons.DID, "Cox-regressie met schooljaar, gestratificeerd naar "
+                    f"school, {inference}", comparisons.UNITS[ind.kind], est, low, high, p,
+                    n=len(data), n_clusters=int(data["school_id"].nunique()))
+
+
+def region_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
+    """`comparisons.difference_in_differences` for one region: the estimate, interval and
+    method its own report shows, computed faster. Each kind uses a vectorised equivalent of the
+    report's method (tested equal to 1e-6) as long as `comparisons.INFERENCE` names that
+    method: rates the Poisson jackknife (`poisson_crv3_twfe`), shares and scales the wild
+    cluster bootstrap (`wild_twfe`), durations the clustered Cox model (`cox_twfe`); otherwise
+    (the report's method changed) the report's own function runs.
+    """
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
+
+    inference = getattr(comparisons, "INFERENCE", {}).get(ind.kind, "")
+    alpha = params.analysis.alpha
+    n_clusters = int(data["school_id"].nunique())
+    if ind.kind == "duration" and inference == "clustergecorrigeerd":
+        return _duration_did(ind, data, params, inference)
+    if ind.kind == "rate" and "CRV3" in inference:
+        agg = comparisons.school_year_counts(data)
+        est, low, high, p = poisson_crv3_twfe(
+            agg["count"].to_numpy(), agg["exposure"].to_numpy(), agg["treated"].to_numpy(),
+            agg["school_id"].to_numpy(), agg["school_year"].to_numpy(), alpha)
+        return Estimate(ind.id, comparisons.DID, "Poisson-regressie, school- en "
+                        f"schooljaarvaste effecten, {inference}", comparisons.UNITS[ind.kind],
+                        est, low, high, p, n=int(data["count"].sum()), n_clusters=n_clusters)
+    if ind.kind in ("proportion", "scale") and inference.startswith("wild cluster bootstrap"):
+        col, scale = ("success", 100.0) if ind.kind == "proportion" else ("score", 1.0)
+        est, low, high, p = wild_twfe(data[col].astype(float).to_numpy(),
+                                      data["treated"].to_numpy(), data["school_id"].to_numpy(),
+                                      data["school_year"].to_numpy(), alpha)
+        method = ("lineair kansmodel" if ind.kind == "proportion" else "lineaire regressie")
+        return Estimate(ind.id, comparisons.DID, f"{method}, school- en schooljaarvaste "
+                        f"effecten, {inference}", comparisons.UNITS[ind.kind], scale * est,
+                        scale * low, scale * high, p, n=len(data), n_clusters=n_clusters)
+    return comparisons.difference_in_differences(ind, data, params)
+
+
+def absorbed_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
+    """The difference-in-differences of `comparisons.difference_in_differences` for the nation:
+    the same models with the school effects absorbed instead of a dummy per school, and
+    school-clustered CRV1 errors (with some 2,000 schools the small-cluster remedies of the
+    region reports, wild bootstrap and jackknife, are neither needed nor affordable)."""
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.statistics import Estimate
+
+    alpha = params.analysis.alpha
+    n_clusters = int(data["school_id"].nunique())
+    if ind.kind == "rate":
+        agg = comparisons.school_year_counts(data)
+        est, low, high, p = poisson_twfe(agg["count"].to_numpy(), agg["exposure"].to_numpy(),
+                                         agg["treated"].to_numpy(), agg["school_id"].to_numpy(),
+                                         agg["school_year"].to_numpy(), alpha)
+        method = "Poisson-regressie, school- en schooljaarvaste effecten"
+        n = int(data["count"].sum())
+    elif ind.kind in ("proportion", "scale"):
+        col = "success" if ind.kind == "proportion" else "score"
+        est, low, high, p = ols_twfe(data[col].astype(float).to_numpy(),
+                                     data["treated"].to_numpy(), data["school_id"].to_numpy(),
+                                     data["school_year"].to_numpy(), alpha)
+        if ind.kind == "proportion":
+            est, low, high = 100 * est, 100 * low, 100 * high
+            method = "lineair kansmodel, school- en schooljaarvaste effecten"
+        else:
+            method = "lineaire regressie, school- en schooljaarvaste effecten"
+        n = len(data)
+    else:
+        return _duration_did(ind, data, params, NATIONAL_INFERENCE)
+    return Estimate(ind.id, comparisons.DID, f"{method}, {NATIONAL_INFERENCE}",
+                    comparisons.UNITS[ind.kind], est, low, high, p, n=n, n_clusters=n_clusters)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One evaluated unit: a region or the nation, with its params and design."""
+
+    region: Region
+    level: str
+    params: Params | None
+    design: pd.DataFrame | None
+    comparison_group: str
+
+
+def _comparison_group(design: pd.DataFrame) -> str:
+    comp = design[design["group"] == "comparison"]
+    own, other = bool(comp["own_region"].any()), bool((~comp["own_region"]).any())
+    return {(True, False): "eigen regio", (False, True): "andere regio's",
+            (True, True): "eigen regio en andere regio's"}.get((own, other), "geen")
+
+
+def _school_positions(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {str(k): v for k, v in frame.groupby("school_id", observed=True).indices.items()}
+
+
+def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[Region],
+                          params_template: Params, indicators: Sequence[str] | None = None,
+                          school_year: str | None = None, national: bool = True,
+                          timings: dict[str, float] | None = None) -> pd.DataFrame:
+    """The difference-in-differences of every primary indicator (or of `indicators`) for every
+    region, and for the nation: one row per (region, indicator).
+
+    Each region compares its own pilot schools with its own schools that had not started by the
+    report year, plus the comparison schools its Region lists (for a region in which every school
+    takes part: never-treated schools of other regions, see `national_regions`). The analysis
+    frames are computed once for the whole country and sliced per region; the models are
+    `comparisons.difference_in_differences` per region (what that region's own report shows)
+    and the absorbed fixed-effects versions for the nation. Analysis, disclosure and the
+    multiple-testing method come from `params_template` (Holm or BH within each region). The
+    report year defaults to the last school year in the data; a region without any pilot school
+    by then gets one row per indicator with a note and no estimate.
+    """
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.design import analysis_years
+    from evaluation.analysis.estimates import _guarded, adjust, minimum_detectable_effect
+    from evaluation.registry import INDICATORS, PRIMARY
+
+    ids = list(indicators or PRIMARY)
+    year = school_year or str(tables["enrolments"]["school_year"].max())
+    clock = time.perf_counter()
+    frames = national_frames(tables, ids)
+    positions = {i: _school_positions(f) for i, f in frames.items()}
+    if timings is not None:
+        timings["frames"] = time.perf_counter() - clock
+
+    by_id = {s.id: s for r in regions for s in r.schools}
+    units = []
+    for r in regions:
+        started = [s for s in r.schools if s.pilot_start and s.pilot_start.year <= int(year[:4])]
+        if not started:
+            units.append(_Unit(r, "regio", None, None, "geen"))
+            continue
+        design = region_design(r, year, by_id)
+        units.append(_Unit(r, "regio", region_params(params_template, r, year), design,
+                           _comparison_group(design)))
+    if national:
+        nat = national_region(regions)
+        design = region_design(nat, year, by_id)
+        units.append(_Unit(nat, "nationaal", region_params(params_template, nat, year), design,
+                           "alle niet (of nog niet) gestarte scholen"))
+
+    clock = time.perf_counter()
+    tables_out = []
+    for unit in units:
+        r = unit.region
+        head = {"region": r.id, "region_name": r.name, "level": unit.level, "school_year": year,
+                "first_pilot_year": r.first_pilot_year, "comparison_group": unit.comparison_group}
+        if unit.params is None:
+            rows = [{**head, "indicator": i, "comparison": comparisons.DID, "note": NO_PILOT,
+                     "n_pilot_schools": 0, "n_comparison_schools": 0} for i in ids]
+            tables_out.append(pd.DataFrame(rows))
+            continue
+        params, design = unit.params, unit.design
+        years = analysis_years(params, design)
+        schools = design["school_id"].tolist()
+        fit = absorbed_did if unit.level == "nationaal" else region_did
+        rows = []
+        for ind_id in ids:
+            ind = INDICATORS[ind_id]
+            frame, pos = frames[ind_id], positions[ind_id]
+            idx = [pos[s] for s in schools if s in pos]
+            take = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
+            data = comparisons.with_design(frame.iloc[take], design, params, years)
+            est = _guarded(lambda ind=ind, data=data, params=params, fit=fit:
+                           fit(ind, data, params), ind, comparisons.DID, data, params)
+            rows.append({**head, **est.to_dict(), "name": ind.name_nl, "primary": ind.primary,
+                         "better": ind.better,
+                         "n_pilot_schools": int((design["group"] == "pilot").sum()),
+                         "n_comparison_schools": int((design["group"] == "comparison").sum())})
+        gc.freeze()  # statsmodels' Holm runs gc.collect(): skip the big tables held in memory
+        try:
+            t = adjust(pd.DataFrame(rows), params.analysis.multiple_testing, params.analysis.alpha)
+        finally:
+            gc.unfreeze()
+        t["mde"] = [minimum_detectable_effect(row, params.analysis.alpha)
+                    if pd.notna(row["estimate"]) else np.nan for _, row in t.iterrows()]
+        tables_out.append(t)
+    if timings is not None:
+        timings["models"] = time.perf_counter() - clock
+    out = pd.concat(tables_out, ignore_index=True)
+    for col in ESTIMATE_COLUMNS:
+        if col not in out:
+            out[col] = np.nan
+    return out[ESTIMATE_COLUMNS]
+
+
