@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluation.data.datamodel import TABLES
+from evaluation.data.exports import read_source
 from evaluation.data.importing import (
     QUARANTINE_DIR,
     REPORT_FILE,
@@ -30,9 +31,8 @@ from evaluation.data.importing import (
     bsn_columns,
     import_command,
     import_data,
-    is_personal_header,
-    read_source,
 )
+from evaluation.data.mapping import is_personal_header
 from evaluation.data.pseudonymisation import (
     KEY_ENV,
     KEY_FILE_ENV,
