@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation.analysis import comparisons
+from evaluation.analysis import comparisons, methods
 from evaluation.data import synthetic
 from evaluation.analysis.estimates import EstimateSet, estimate_all
 from evaluation.params import Params, Region, Synthetic, load_params, load_regions, load_synthetic
@@ -82,10 +82,10 @@ from evaluation.report.provenance import git_commit
 from evaluation.registry import PRIMARY
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DID = comparisons.DID
-EVENT_STUDY = comparisons.EVENT_STUDY
-SHORT = {DID: "DiD", EVENT_STUDY: "event study", comparisons.BEFORE_AFTER: "before/after",
-         comparisons.ITS: "ITS"}
+DID = methods.DID
+EVENT_STUDY = methods.EVENT_STUDY
+SHORT = {DID: "DiD", EVENT_STUDY: "event study", methods.BEFORE_AFTER: "before/after",
+         methods.ITS: "ITS"}
 LEVEL = 0.95  # of the Monte Carlo interval of a coverage or rate
 
 #: Indicators with a known truth for at least one of DiD / event study.

@@ -3,9 +3,9 @@
 import pytest
 
 from evaluation.analysis.care_reports import analyse
-from evaluation.analysis.comparisons import BEFORE_AFTER, DID, ITS
 from evaluation.analysis.design import school_design
 from evaluation.analysis.estimates import estimate_all
+from evaluation.analysis.methods import BEFORE_AFTER, DID, ITS
 from evaluation.report import care_reports
 from evaluation.report.notebook import setup
 

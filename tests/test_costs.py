@@ -15,7 +15,6 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from evaluation.analysis.comparisons import DID  # noqa: E402
 from evaluation.analysis.costs import (  # noqa: E402
     DOUBLE_INTAKE,
     EXAMPLE_COSTS_FILE,
@@ -26,6 +25,7 @@ from evaluation.analysis.costs import (  # noqa: E402
     load_costs,
 )
 from evaluation.analysis.estimates import EstimateSet  # noqa: E402
+from evaluation.analysis.methods import DID  # noqa: E402
 from evaluation.params import load_params, region_files  # noqa: E402
 from evaluation.report.costs import cost_figure, cost_sentence, cost_table  # noqa: E402
 

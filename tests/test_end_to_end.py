@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader
 
 from evaluation.analysis.care_reports import analyse
-from evaluation.analysis.comparisons import DID
+from evaluation.analysis.methods import DID
 from evaluation.registry import PRIMARY
 from evaluation.report import care_reports, findings
 from evaluation.report.notebook import setup

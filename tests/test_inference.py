@@ -11,16 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from reference_models import fe_design, poisson_effect, poisson_jackknife
 from scipy import stats
 
+from evaluation.analysis.fixed_effects import ols_twfe, poisson_twfe
 from evaluation.analysis.inference import (
-    _poisson_fit,
     crv3_ols,
-    crv3_poisson,
     draw_weights,
-    fe_design,
-    fe_ols_wild,
-    poisson_effect_crv3,
     staggered_crv3,
     wild_cluster_bootstrap,
 )
@@ -68,7 +65,7 @@ def count_panel(G: int, rng: np.random.Generator, T: int = 5):
 
 
 def naive_ci(y: np.ndarray, X: np.ndarray, school: np.ndarray) -> tuple[float, float]:
-    """The CRV1 interval with normal critical values, as `comparisons._fe_ols` reports it."""
+    """The CRV1 interval with normal critical values (what the few-school inference replaces)."""
     fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": school})
     low, high = fit.conf_int()[1]
     return float(low), float(high)
@@ -167,8 +164,8 @@ def test_monte_carlo_coverage_jackknife_and_22_schools():
         y, X, school = school_panel(12, rng)
         ols3 += crv3_ols(y - EFFECT * X[:, 1], X, 1, school)["p_value"] >= 0.05
         y, X, school, offset = count_panel(12, rng)
-        res = crv3_poisson(y, X, 1, school, offset=offset)
-        poisson3 += res["ci_low"] <= np.log(RATE_RATIO) <= res["ci_high"]
+        _, low, high, _ = poisson_twfe(y, np.exp(offset), X[:, 1], school, np.tile(np.arange(5), 12))
+        poisson3 += low <= RATE_RATIO <= high
     assert 0.93 <= wild / reps <= 0.97
     assert 0.93 <= ols3 / reps <= 0.98      # the jackknife errs on the safe side
     assert 0.93 <= poisson3 / reps <= 0.98
@@ -200,45 +197,49 @@ def test_crv3_undefined_without_the_only_treated_school():
         wild_cluster_bootstrap(y, X, 1, np.zeros(len(y)))
 
 
-def test_crv3_poisson_refits_equal_statsmodels():
-    y, X, school, offset = count_panel(12, np.random.default_rng(5))
-    full = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit()
-    assert _poisson_fit(y, X, offset)[1] == pytest.approx(full.params[1], abs=1e-9)
-    res = crv3_poisson(y, X, 1, school, offset=offset)
-    keep = school != 3
-    Xg = X[keep][:, X[keep].any(axis=0)]
-    loo = sm.GLM(y[keep], Xg, family=sm.families.Poisson(), offset=offset[keep]).fit()
-    assert res["jackknife"][3] == pytest.approx(loo.params[1], abs=1e-9)
-    assert res["ratio"] == pytest.approx(np.exp(full.params[1]))
-    assert res["ratio_low"] < RATE_RATIO < res["ratio_high"]
+def _count_frame(G: int, seed: int) -> pd.DataFrame:
+    y, X, school, offset = count_panel(G, np.random.default_rng(seed))
+    return pd.DataFrame({"count": y, "exposure": np.exp(offset), "treated": X[:, 1],
+                         "school_id": [f"S{s:02d}" for s in school],
+                         "school_year": np.tile(np.arange(5), G)})
 
 
-def test_drop_in_helpers_keep_the_point_estimates():
-    """`poisson_effect_crv3` and `fe_ols_wild` (for `statistics.poisson_effect` and
-    `comparisons._fe_ols`) keep the point estimates and only change the interval."""
-    from evaluation.analysis.statistics import poisson_effect
+def test_poisson_jackknife_equals_statsmodels_refits():
+    """The profiled Poisson model with its jackknife equals statsmodels' GLM with a dummy per
+    school and year, refitted without each school in turn."""
+    panel = _count_frame(12, 5)
+    ours = poisson_twfe(panel["count"], panel["exposure"], panel["treated"], panel["school_id"],
+                        panel["school_year"], inference="cluster_jackknife")
+    ref = poisson_jackknife(panel, "treated", ["school_id", "school_year"], "school_id")
+    np.testing.assert_allclose(ours, ref, rtol=1e-7)
+    assert ours[1] < RATE_RATIO < ours[2]
 
-    y, X, school, offset = count_panel(12, np.random.default_rng(6))
-    panel = pd.DataFrame({"count": y, "exposure": np.exp(offset), "treated": X[:, 1],
-                          "school_id": [f"S{s:02d}" for s in school],
-                          "school_year": np.tile(np.arange(5), 12)})
-    rr, low, high, _ = poisson_effect_crv3(panel, "treated", ["school_id", "school_year"],
-                                           "school_id")
-    rr0, _, _, _ = poisson_effect(panel, "treated", ["school_id", "school_year"], "school_id")
-    assert rr == pytest.approx(rr0, rel=1e-8)
-    assert low < rr < high
+
+def test_fixed_effects_models_equal_the_dummy_models():
+    """Absorbing the school effects keeps the estimate, and the inference of each model equals
+    that of the model with a dummy per school: the cluster-robust Poisson model statsmodels'
+    GLM, the wild bootstrap of the demeaned model the bootstrap with dummies (same draws)."""
+    panel = _count_frame(12, 6)
+    crv1 = poisson_twfe(panel["count"], panel["exposure"], panel["treated"], panel["school_id"],
+                        panel["school_year"], inference="cluster_robust")
+    np.testing.assert_allclose(crv1, poisson_effect(panel, "treated", ["school_id",
+                                                                      "school_year"],
+                                                    "school_id"), rtol=1e-6)
+    jack = poisson_twfe(panel["count"], panel["exposure"], panel["treated"], panel["school_id"],
+                        panel["school_year"])
+    assert jack[0] == pytest.approx(crv1[0], rel=1e-8) and jack[1] < jack[0] < jack[2]
 
     yl, Xl, sl = school_panel(12, np.random.default_rng(8))
     frame = pd.DataFrame({"y": yl, "treated": Xl[:, 1], "school": sl,
                           "year": Xl[:, -3:] @ np.arange(1, 4)})
-    fixed = [frame["school"], frame["year"]]
-    est, low, high, p = fe_ols_wild(frame["y"], frame["treated"], fixed, frame["school"], 0.05)
-    X = fe_design(frame["treated"], fixed)
-    assert list(X.columns[:2]) == ["const", "effect"]
-    naive_low, naive_high = naive_ci(frame["y"].to_numpy(), X.to_numpy(), sl)
-    assert est == pytest.approx(np.linalg.lstsq(X.to_numpy(), yl, rcond=None)[0][1])
+    est, low, high, p = ols_twfe(frame["y"], frame["treated"], frame["school"], frame["year"])
+    X = fe_design(frame["treated"], [frame["school"], frame["year"]])
+    dummies = wild_cluster_bootstrap(yl, X, "effect", sl, B=999, seed=0)
+    np.testing.assert_allclose([est, low, high, p], [dummies["estimate"], dummies["ci_low"],
+                                                     dummies["ci_high"], dummies["p_value"]],
+                               rtol=1e-7)
+    naive_low, naive_high = naive_ci(yl, X.to_numpy(), sl)
     assert low < est < high and high - low > naive_high - naive_low
-    assert 0 <= p <= 1
 
 
 def test_staggered_jackknife_on_a_small_panel():

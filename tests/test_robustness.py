@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.analysis import comparisons
+from evaluation.analysis import methods
 from evaluation.analysis.design import school_design
 from evaluation.analysis.estimates import estimate_all
 from evaluation.analysis.robustness import (
@@ -48,8 +48,8 @@ def test_one_row_per_indicator_and_specification(robust):
     assert set(robust["family"]) == set(FAMILIES.values()) - {FAMILIES["count_by"]}
     labels = set(robust["specification"])
     assert {"basisperiode 1 schooljaar", "basisperiode 3 schooljaren",
-            "alleen vergelijkingsscholen zonder pilot", comparisons.EVENT_STUDY,
-            comparisons.ITS} <= labels
+            "alleen vergelijkingsscholen zonder pilot", methods.EVENT_STUDY,
+            methods.ITS} <= labels
     assert (robust.groupby("indicator")["family"].apply(lambda f: (f == MAIN).sum()) == 1).all()
 
 
@@ -87,9 +87,9 @@ def test_main_analysis_equals_the_report_estimates(synthetic_tables, robust):
     es = estimate_all(synthetic_tables, load_params(REGION, YEAR),
                       indicators=["care_reports_per_100"])
     care = robust[robust["indicator"] == "care_reports_per_100"].set_index("specification")
-    for comparison, spec in ((comparisons.DID, f"{MAIN}: {comparisons.DID}"),
-                             (comparisons.EVENT_STUDY, comparisons.EVENT_STUDY),
-                             (comparisons.ITS, comparisons.ITS)):
+    for comparison, spec in ((methods.DID, f"{MAIN}: {methods.DID}"),
+                             (methods.EVENT_STUDY, methods.EVENT_STUDY),
+                             (methods.ITS, methods.ITS)):
         row = es.get("care_reports_per_100", comparison)
         assert care.loc[spec, "estimate"] == pytest.approx(row["estimate"], rel=1e-12)
         assert care.loc[spec, "ci_high"] == pytest.approx(row["ci_high"], rel=1e-12)

@@ -1,10 +1,13 @@
-"""Comparisons that every indicator gets, by kind: before/after at the pilot schools,
-difference-in-differences against comparison schools, and an event study that stays unbiased when
-schools start in different years.
+"""The comparisons an indicator gets: before/after at the pilot schools, difference-in-differences
+against comparison schools, and an event study that stays unbiased when schools start in
+different years.
 
-Scales of the effect: rate ratio for counts, hazard ratio for durations (above 1: sooner), a
-difference in percentage points for shares and in scale points for survey scores. Standard errors
-are clustered by school throughout: pupils of one school share its way of working.
+Which comparisons, which model and which inference each kind of indicator gets is decided in one
+table (`evaluation.analysis.methods`); the models are the fixed-effects models of
+`evaluation.analysis.fixed_effects`. Scales of the effect: rate ratio for counts, hazard ratio for
+durations (above 1: sooner), a difference in percentage points for shares and in scale points for
+survey scores. Standard errors are clustered by school throughout: pupils of one school share its
+way of working.
 """
 
 from __future__ import annotations
@@ -12,24 +15,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluation.analysis.inference import fe_ols_wild, poisson_effect_crv3, staggered_crv3
+from evaluation.analysis.fixed_effects import cox_twfe, ols_twfe, poisson_twfe
+from evaluation.analysis.inference import staggered_crv3
+from evaluation.analysis.methods import (  # noqa: F401  (the names the report and tests use)
+    BEFORE_AFTER,
+    DID,
+    EVENT_STUDY,
+    EVENT_STUDY_UNITS,
+    ITS,
+    METHODS,
+    UNITS,
+    inference_of,
+    inference_text,
+)
 from evaluation.analysis.statistics import Estimate
 from evaluation.params import Params
 from evaluation.registry import Indicator
-
-BEFORE_AFTER = "voor/na (pilotscholen)"
-DID = "verschil-in-verschillen"
-EVENT_STUDY = "gespreide start (event study)"
-ITS = "onderbroken tijdreeks"
-
-UNITS = {"rate": "rate ratio", "proportion": "procentpunt", "duration": "hazard ratio",
-         "scale": "schaalpunt"}
-#: How the interval of each kind allows for few schools (evaluation.analysis.inference): with 10-30
-#: schools cluster-robust (CRV1) errors are too small.
-INFERENCE = {"rate": "cluster-jackknife over scholen (CRV3)",
-             "proportion": "wild cluster bootstrap over scholen",
-             "duration": "clustergecorrigeerd",
-             "scale": "wild cluster bootstrap over scholen"}
 
 
 def with_design(frame: pd.DataFrame, design: pd.DataFrame, params: Params,
@@ -68,50 +69,6 @@ def restrict_to_unit(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     return frame[keep]
 
 
-def _fe_ols(y: pd.Series, treatment: pd.Series, fixed: list[pd.Series], cluster: pd.Series,
-            alpha: float) -> tuple[float, float, float, float]:
-    """OLS with fixed effects; interval and p-value from the restricted wild cluster bootstrap
-    (Webb weights, 999 draws, interval by test inversion, fixed seed: the same at every render)."""
-    return fe_ols_wild(y.astype(float), treatment, fixed, cluster, alpha)
-
-
-def before_after(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
-    """The pilot schools' report year against their own baseline years."""
-    alpha = params.analysis.alpha
-    s = data[data["period"].notna()].copy()
-    post = (s["period"] == "after").astype("int64")
-    n_clusters = int(s["school_id"].nunique())
-    if ind.kind == "rate":
-        s = s.assign(post=post)
-        agg = s.groupby(["school_id", "post"], observed=True)[["count", "exposure"]].sum()
-        est, low, high, p = poisson_effect_crv3(agg.reset_index(), "post", ["school_id"],
-                                                "school_id", alpha)
-        method = "Poisson-regressie, schoolvaste effecten, leerlingen als blootstelling"
-        n = int(s["count"].sum())
-    elif ind.kind == "proportion":
-        # Records of one school are not independent, so a Newcombe interval for two proportions
-        # would be too narrow; the difference comes from a school fixed-effects model with the wild
-        # cluster bootstrap. (Wilson intervals remain for each period's share in the tables.)
-        est, low, high, p = _fe_ols(s["success"].astype(float), post, [s["school_id"]],
-                                    s["school_id"], alpha)
-        est, low, high = 100 * est, 100 * low, 100 * high
-        method = "lineair kansmodel, schoolvaste effecten"
-        n = len(s)
-    elif ind.kind == "duration":
-        from evaluation.analysis.survival import cox_effect
-
-        est, low, high, p = cox_effect(s.assign(post=post), "post", strata="school_id",
-                                       cluster="school_id", alpha=alpha)
-        method = "Cox-regressie gestratificeerd naar school (lopende trajecten gecensureerd)"
-        n = len(s)
-    else:
-        est, low, high, p = _fe_ols(s["score"], post, [s["school_id"]], s["school_id"], alpha)
-        method = "lineaire regressie, schoolvaste effecten"
-        n = len(s)
-    return Estimate(ind.id, BEFORE_AFTER, method + ", " + INFERENCE[ind.kind], UNITS[ind.kind],
-                    est, low, high, p, n=n, n_clusters=n_clusters)
-
-
 def school_year_counts(data: pd.DataFrame) -> pd.DataFrame:
     """Events and exposure per school and school year, and whether the pilot ran there then:
     the cells of the Poisson difference-in-differences."""
@@ -120,38 +77,52 @@ def school_year_counts(data: pd.DataFrame) -> pd.DataFrame:
                  treated=("treated", "max")).reset_index())
 
 
-def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
-    """Pilot against comparison schools over the analysis years, with school and year effects."""
-    alpha = params.analysis.alpha
-    n_clusters = int(data["school_id"].nunique())
-    if ind.kind == "rate":
-        agg = school_year_counts(data)
-        est, low, high, p = poisson_effect_crv3(agg, "treated", ["school_id", "school_year"],
-                                                "school_id", alpha)
-        method = "Poisson-regressie, school- en schooljaarvaste effecten"
-        n = int(data["count"].sum())
-    elif ind.kind == "proportion":
-        est, low, high, p = _fe_ols(data["success"].astype(float), data["treated"],
-                                    [data["school_id"], data["school_year"]], data["school_id"],
-                                    alpha)
-        est, low, high = 100 * est, 100 * low, 100 * high
-        method = "lineair kansmodel, school- en schooljaarvaste effecten"
-        n = len(data)
-    elif ind.kind == "duration":
-        from evaluation.analysis.survival import cox_effect
+def fit(kind: str, data: pd.DataFrame, treatment: str, years: bool, inference: str,
+        alpha: float) -> tuple[float, float, float, float, int]:
+    """The kind's model of `data` with school effects (and school-year effects when `years`):
+    (effect, low, high, p, n) on the scale the report states, n in records (events for counts)."""
+    m = METHODS[kind]
+    if m.model == "poisson":
+        keys = ["school_id", "school_year"] if years else ["school_id", treatment]
+        cells = (data.groupby(keys, observed=True)
+                 .agg(count=("count", "sum"), exposure=("exposure", "sum"),
+                      treated=(treatment, "max")).reset_index())
+        est = poisson_twfe(cells["count"].to_numpy(), cells["exposure"].to_numpy(),
+                           cells["treated"].to_numpy(), cells["school_id"].to_numpy(),
+                           cells["school_year"].to_numpy() if years else None, alpha, inference)
+        return (*est, int(data["count"].sum()))
+    year = data["school_year"].to_numpy() if years else None
+    if m.model == "cox":
+        est = cox_twfe(data["days"].to_numpy(dtype=float), data["event"].to_numpy(dtype=float),
+                       data[treatment].to_numpy(), data["school_id"].to_numpy(), year, alpha,
+                       inference)
+        return (*est, len(data))
+    est = ols_twfe(data[m.outcome].astype(float).to_numpy(), data[treatment].to_numpy(),
+                   data["school_id"].to_numpy(), year, alpha, inference)
+    return (*(m.scale * v for v in est[:3]), est[3], len(data))
 
-        est, low, high, p = cox_effect(data, "treated", fixed_effects=["school_year"],
-                                       strata="school_id", cluster="school_id", alpha=alpha)
-        method = "Cox-regressie met schooljaar, gestratificeerd naar school"
-        n = len(data)
-    else:
-        est, low, high, p = _fe_ols(data["score"], data["treated"],
-                                    [data["school_id"], data["school_year"]], data["school_id"],
-                                    alpha)
-        method = "lineaire regressie, school- en schooljaarvaste effecten"
-        n = len(data)
-    return Estimate(ind.id, DID, method + ", " + INFERENCE[ind.kind], UNITS[ind.kind], est, low,
-                    high, p, n=n, n_clusters=n_clusters)
+
+def before_after(ind: Indicator, data: pd.DataFrame, params: Params,
+                 many_schools: bool = False) -> Estimate:
+    """The pilot schools' report year against their own baseline years."""
+    s = data[data["period"].notna()]
+    s = s.assign(post=(s["period"] == "after").astype("int64"))
+    inference = inference_of(ind.kind, many_schools)
+    est, low, high, p, n = fit(ind.kind, s, "post", False, inference, params.analysis.alpha)
+    method = f"{METHODS[ind.kind].before_after}, {inference_text(inference, many_schools)}"
+    return Estimate(ind.id, BEFORE_AFTER, method, UNITS[ind.kind], est, low, high, p, n=n,
+                    n_clusters=int(s["school_id"].nunique()))
+
+
+def difference_in_differences(ind: Indicator, data: pd.DataFrame, params: Params,
+                              many_schools: bool = False) -> Estimate:
+    """Pilot against comparison schools over the analysis years, with school and year effects.
+    `many_schools`: the nation's inference (cluster-robust) instead of the few-school one."""
+    inference = inference_of(ind.kind, many_schools)
+    est, low, high, p, n = fit(ind.kind, data, "treated", True, inference, params.analysis.alpha)
+    method = f"{METHODS[ind.kind].did}, {inference_text(inference, many_schools)}"
+    return Estimate(ind.id, DID, method, UNITS[ind.kind], est, low, high, p, n=n,
+                    n_clusters=int(data["school_id"].nunique()))
 
 
 def school_year_panel(ind: Indicator, data: pd.DataFrame) -> pd.DataFrame:
@@ -176,10 +147,6 @@ def school_year_panel(ind: Indicator, data: pd.DataFrame) -> pd.DataFrame:
     # A school that starts after the last year of the panel is, within it, never treated.
     panel.loc[panel["cohort"] > panel["year"].max(), "cohort"] = 0
     return panel
-
-
-EVENT_STUDY_UNITS = {"rate": "per 100 leerlingen", "proportion": "procentpunt",
-                     "duration": "dagen", "scale": "schaalpunt"}
 
 
 def event_study(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate | None:

@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from evaluation.analysis.comparisons import DID
+from evaluation.analysis.methods import DID
 from evaluation.params import (  # noqa: F401  (CostItem, TrajectoryCosts: re-exported)
     DEFAULT_PARAMS_DIR,
     CostItem,

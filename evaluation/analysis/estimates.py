@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evaluation.analysis import comparisons
+from evaluation.analysis import comparisons, methods
 from evaluation.analysis.design import analysis_years, school_design
 from evaluation.analysis.indicators import analysis_frame
 from evaluation.analysis.statistics import Estimate
@@ -61,7 +61,7 @@ def _indication_free(ind: Indicator, data: pd.DataFrame, params: Params) -> Esti
     d = data[data["treated"] == 1].assign(indication_free=lambda x: x["indication_free"].astype(int))
     est, low, high, p = cox_effect(d, "indication_free", strata="level", cluster="school_id",
                                    alpha=params.analysis.alpha)
-    return Estimate(ind.id, "indicatievrij t.o.v. geïndiceerd",
+    return Estimate(ind.id, methods.INDICATION_FREE,
                     "Cox-regressie gestratificeerd naar zorgniveau, clustergecorrigeerd",
                     "hazard ratio", est, low, high, p, n=len(d),
                     n_clusters=int(d["school_id"].nunique()))
@@ -82,7 +82,7 @@ def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
                [["reports", "pupils"]].sum().reset_index())
     res = interrupted_time_series(monthly, count="reports", exposure="pupils",
                                   start_col="start", alpha=params.analysis.alpha)
-    return replace(res.level, indicator=ind.id, comparison=comparisons.ITS)
+    return replace(res.level, indicator=ind.id, comparison=methods.ITS)
 
 
 def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
@@ -92,12 +92,12 @@ def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
     resting on fewer records than the disclosure threshold is withheld as well."""
     pilot = data[data["group"] == "pilot"]
     n_records = int(pilot["count"].sum()) if ind.kind == "rate" else len(pilot)
-    missing = Estimate(ind.id, comparison, "", comparisons.UNITS.get(ind.kind, ""), np.nan,
+    missing = Estimate(ind.id, comparison, "", methods.UNITS.get(ind.kind, ""), np.nan,
                        np.nan, np.nan, np.nan, n=n_records,
                        n_clusters=int(pilot["school_id"].nunique()), note=TOO_FEW)
     if n_records < params.disclosure.min_count or pilot["school_id"].nunique() < 1:
         return missing
-    if comparison in (comparisons.DID, comparisons.EVENT_STUDY) and "group" in data:
+    if comparison in (methods.DID, methods.EVENT_STUDY) and "group" in data:
         # A comparison needs at least two comparison schools: with one, the school-clustered
         # (leave-one-school-out) inference has nothing to compare with.
         if data.loc[data["group"] == "comparison", "school_id"].nunique() < MIN_CLUSTERS:
@@ -126,21 +126,16 @@ def _credible(est: Estimate) -> bool:
 def _records(ind: Indicator, data: pd.DataFrame, params: Params,
              tables: dict[str, pd.DataFrame], design: pd.DataFrame,
              years: list[str]) -> list[Estimate]:
-    if ind.id == "indication_free_days":
-        est = _guarded(lambda: _indication_free(ind, data, params), ind,
-                       "indicatievrij t.o.v. geïndiceerd", data, params)
-        return [est]
-    out = [
-        _guarded(lambda: comparisons.before_after(ind, data, params), ind,
-                 comparisons.BEFORE_AFTER, data, params),
-        _guarded(lambda: comparisons.difference_in_differences(ind, data, params), ind,
-                 comparisons.DID, data, params),
-        _guarded(lambda: comparisons.event_study(ind, data, params), ind,
-                 comparisons.EVENT_STUDY, data, params),
-    ]
-    if ind.kind == "rate":
-        out.append(_guarded(lambda: _its(ind, tables, design, params, years), ind,
-                            comparisons.ITS, data, params))
+    """The comparisons `methods` gives the indicator, each guarded."""
+    compute = {
+        methods.BEFORE_AFTER: lambda: comparisons.before_after(ind, data, params),
+        methods.DID: lambda: comparisons.difference_in_differences(ind, data, params),
+        methods.EVENT_STUDY: lambda: comparisons.event_study(ind, data, params),
+        methods.ITS: lambda: _its(ind, tables, design, params, years),
+        methods.INDICATION_FREE: lambda: _indication_free(ind, data, params),
+    }
+    out = [_guarded(compute[c], ind, c, data, params)
+           for c in methods.comparisons_of(ind.id, ind.kind)]
     return [e for e in out if e is not None]
 
 
@@ -191,7 +186,7 @@ def estimate_all(tables: dict[str, pd.DataFrame], params: Params,
                          "n_missing": int(data.attrs.get("missing", 0))})
     table = pd.DataFrame(rows)
     table = adjust(table, params.analysis.multiple_testing, params.analysis.alpha)
-    is_did = table["comparison"] == comparisons.DID
+    is_did = table["comparison"] == methods.DID
     table["mde"] = np.nan
     table.loc[is_did, "mde"] = table[is_did].apply(
         minimum_detectable_effect, axis=1, alpha=params.analysis.alpha)

@@ -20,8 +20,9 @@ Two remedies, both recommended there:
   small matrix products.
   With `impose_null=False` the unrestricted bootstrap (WCU) gives a symmetric percentile-t
   interval instead (b ± q·se, q the 1 - alpha quantile of |t*|).
-* `crv3_ols`, `crv3_poisson` — the cluster jackknife variance CRV3,
-  (G-1)/G · Σ_g (b_(g) - b)², with t(G-1) critical values. For the Poisson count
+* `crv3_ols` (and, for counts, `fixed_effects.poisson_twfe(inference="cluster_jackknife")`) —
+  the cluster jackknife variance CRV3, (G-1)/G · Σ_g (b_(g) - b)², with t(G-1) critical values.
+  For the Poisson count
   difference-in-differences (rates) the jackknife is chosen over a score/wild bootstrap of the
   linearised GLM: it refits the model itself, so nothing rests on a linearisation around an
   estimate that few clusters make imprecise; the count models run on a school x school-year panel
@@ -33,8 +34,8 @@ Two remedies, both recommended there:
   `evaluation.analysis.staggered.att_gt` (leave one school out, refit), whose own analytic standard errors
   carry no small-sample correction.
 
-Drop-in helpers with the return shape of the comparisons in `evaluation.analysis.comparisons`:
-`fe_ols_wild` (as `_fe_ols`) and `poisson_effect_crv3` (as `statistics.poisson_effect`).
+The comparisons reach these through `evaluation.analysis.fixed_effects`, whose models absorb the
+school effects; which inference each indicator kind gets is decided in `evaluation.analysis.methods`.
 """
 
 from __future__ import annotations
@@ -50,11 +51,7 @@ from scipy import stats
 __all__ = [
     "WEIGHTS",
     "crv3_ols",
-    "crv3_poisson",
     "draw_weights",
-    "fe_design",
-    "fe_ols_wild",
-    "poisson_effect_crv3",
     "staggered_crv3",
     "wild_cluster_bootstrap",
 ]
@@ -148,29 +145,24 @@ def draw_weights(kind: str, B: int, G: int, rng: np.random.Generator) -> np.ndar
     return np.where(low, (1 - root5) / 2, (1 + root5) / 2)
 
 
-def fe_design(treatment: pd.Series, fixed: Sequence[pd.Series]) -> pd.DataFrame:
-    """Constant, the treatment column `effect` and fixed-effect dummies (first level dropped):
-    the regressors of `comparisons._fe_ols`."""
-    dummies = [pd.get_dummies(f.astype("string"), prefix=f.name, drop_first=True, dtype=float)
-               for f in fixed]
-    X = pd.concat([treatment.astype(float).rename("effect"), *dummies], axis=1)
-    X.insert(0, "const", 1.0)
-    return X
-
-
 # --- wild cluster bootstrap ---------------------------------------------------------------------
 
 def wild_cluster_bootstrap(y: Sequence | np.ndarray | pd.Series, X: np.ndarray | pd.DataFrame,
                            param: int | str, clusters: Sequence | np.ndarray | pd.Series,
                            B: int = 999, weights: str = "webb", alpha: float = 0.05,
-                           seed: int = 0, impose_null: bool = True, ci: bool = True) -> dict:
+                           seed: int = 0, impose_null: bool = True, ci: bool = True,
+                           absorbed: int = 0) -> dict:
     """Wild cluster bootstrap-t for coefficient `param` of the OLS of `y` on `X`.
 
     Returns estimate, ci_low, ci_high, p_value (H0: coefficient = 0), se and t_stat (CRV1, with
     the small-sample factor G/(G-1)·(n-1)/(n-k)), n_clusters, draws and a Dutch `method` text.
     `impose_null=True` (default, WCR): p-value from the restricted bootstrap, interval by test
     inversion. `impose_null=False` (WCU): symmetric percentile-t interval. `ci=False` skips the
-    interval (NaN), for Monte Carlo checks that need only the p-value.
+    interval (NaN), for Monte Carlo checks that need only the p-value. `absorbed`: parameters
+    absorbed before the call (fixed effects of the clusters demeaned out of `y` and `X`, see
+    `fixed_effects.ols_twfe`), counted in the small-sample factor as their dummies would be; with
+    the cluster's own effects absorbed the bootstrap is the same as with a dummy per cluster,
+    because the treatment's residual sums to zero within every cluster.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: must lie in (0, 1), got {alpha}")
@@ -187,7 +179,7 @@ def wild_cluster_bootstrap(y: Sequence | np.ndarray | pd.Series, X: np.ndarray |
                          "collinear with the others)")
     Z = _membership(codes, G)
     a = Xa @ XtX_inv[:, j]                      # b_j = a'y
-    rank = int(np.linalg.matrix_rank(XtX, hermitian=True))
+    rank = int(np.linalg.matrix_rank(XtX, hermitian=True)) + absorbed
     beta = XtX_inv @ (Xa.T @ ya)
     b = float(beta[j])
     u = ya - Xa @ beta
@@ -235,8 +227,15 @@ def wild_cluster_bootstrap(y: Sequence | np.ndarray | pd.Series, X: np.ndarray |
     d_y, K_y = parts(ry)
     d_x, K_x = parts(rx)
 
+    # The draws times each part, once: every step of the test inversion is then B x G work.
+    num_y, num_x = np.einsum("bg,g->b", V, d_y), np.einsum("bg,g->b", V, d_x)
+    den_y, den_x = np.einsum("bh,gh->bg", V, K_y), np.einsum("bh,gh->bg", V, K_x)
+
     def p_value(b0: float) -> float:
-        t_star = t_boot(d_y - b0 * d_x, K_y - b0 * K_x)
+        num = num_y - b0 * num_x
+        den = np.sqrt(c * np.square(den_y - b0 * den_x).sum(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_star = np.abs(num / den)
         # A draw that reproduces the sample (all weights 1) ties with it: count it, whatever
         # the rounding.
         return float(np.mean(t_star >= abs((b - b0) / se) * (1 - 1e-12)))
@@ -247,17 +246,6 @@ def wild_cluster_bootstrap(y: Sequence | np.ndarray | pd.Series, X: np.ndarray |
             "se": se, "t_stat": b / se, "n_clusters": G, "draws": len(V),
             "method": f"wild cluster bootstrap (WCR, {label}, {len(V)} trekkingen), "
                       "interval door testinversie"}
-
-
-def fe_ols_wild(y: pd.Series, treatment: pd.Series, fixed: Sequence[pd.Series],
-                cluster: pd.Series, alpha: float, B: int = 999, seed: int = 0,
-                weights: str = "webb") -> tuple[float, float, float, float]:
-    """(estimate, ci_low, ci_high, p) of `treatment` in OLS with fixed effects, WCR bootstrap
-    clustered by `cluster`: the shape of `comparisons._fe_ols`, to replace it."""
-    X = fe_design(treatment, fixed)
-    res = wild_cluster_bootstrap(y.astype(float).to_numpy(), X, "effect", cluster.to_numpy(),
-                                 B=B, weights=weights, alpha=alpha, seed=seed)
-    return res["estimate"], res["ci_low"], res["ci_high"], res["p_value"]
 
 
 # --- cluster jackknife (CRV3) --------------------------------------------------------------------
@@ -308,82 +296,6 @@ def crv3_ols(y: Sequence | np.ndarray | pd.Series, X: np.ndarray | pd.DataFrame,
     out = _jackknife_summary(b, loo, alpha, G)
     out["method"] = "cluster-jackknife (CRV3), t-verdeling met G-1 vrijheidsgraden"
     return out
-
-
-def _poisson_fit(y: np.ndarray, X: np.ndarray, offset: np.ndarray, max_iter: int = 100,
-                 tol: float = 1e-12) -> np.ndarray:
-    """Poisson GLM coefficients by iteratively reweighted least squares (as statsmodels' GLM,
-    started the same way); least squares keep a unique answer for the identified coefficients
-    when a fixed effect is collinear."""
-    mu = (y + y.mean()) / 2
-    eta = np.log(mu)
-    dev_old = np.inf
-    beta = np.zeros(X.shape[1])
-    for _ in range(max_iter):
-        z = eta - offset + (y - mu) / mu
-        sw = np.sqrt(mu)
-        beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-        eta = X @ beta + offset
-        mu = np.exp(eta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2 * np.sum(np.where(y > 0, y * np.log(y / mu), 0.0) - (y - mu))
-        if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
-            break
-        dev_old = dev
-    return beta
-
-
-def crv3_poisson(y: Sequence | np.ndarray | pd.Series, X: np.ndarray | pd.DataFrame,
-                 param: int | str, clusters: Sequence | np.ndarray | pd.Series,
-                 offset: Sequence | np.ndarray | pd.Series | None = None,
-                 alpha: float = 0.05) -> dict:
-    """Cluster-jackknife (CRV3) inference for coefficient `param` of a Poisson GLM (log link).
-
-    The model is refitted G times, each time without one cluster (and without columns that are
-    zero in the rest); the interval is t(G-1) on the log scale. Returns the coefficient scale
-    (estimate, ci_low, ci_high) and the ratio scale (ratio, ratio_low, ratio_high).
-    """
-    Xa, j = _design(X, param)
-    n, _ = Xa.shape
-    ya = _vector(y, n)
-    if (ya < 0).any():
-        raise ValueError("y: counts must not be negative")
-    off = np.zeros(n) if offset is None else _vector(offset, n, "offset")
-    codes, G = _cluster_codes(clusters, n)
-    if not _identified(_gram(Xa), j)[0]:
-        raise ValueError("param: the coefficient is not identified")
-    b = float(_poisson_fit(ya, Xa, off)[j])
-    loo = np.full(G, np.nan)
-    for g in range(G):
-        keep = codes != g
-        Xg = Xa[keep]
-        active = np.flatnonzero(np.any(Xg != 0, axis=0))
-        if j not in active:
-            continue
-        Xg = Xg[:, active]
-        jj = int(np.flatnonzero(active == j)[0])
-        if not _identified(_gram(Xg), jj)[0]:
-            continue
-        loo[g] = _poisson_fit(ya[keep], Xg, off[keep])[jj]
-    out = _jackknife_summary(b, loo, alpha, G)
-    out.update(ratio=float(np.exp(b)), ratio_low=float(np.exp(out["ci_low"])),
-               ratio_high=float(np.exp(out["ci_high"])),
-               method="Poisson-regressie, cluster-jackknife (CRV3), t-verdeling met G-1 "
-                      "vrijheidsgraden")
-    return out
-
-
-def poisson_effect_crv3(panel: pd.DataFrame, treatment: str, fixed_effects: list[str],
-                        cluster: str, alpha: float = 0.05) -> tuple[float, float, float, float]:
-    """exp(beta) of `treatment` in a Poisson GLM with fixed effects and log-exposure offset, with
-    a CRV3 interval: the shape of `statistics.poisson_effect`, to replace it."""
-    dummies = [pd.get_dummies(panel[fe].astype("string"), prefix=fe, drop_first=True, dtype=float)
-               for fe in fixed_effects]
-    X = pd.concat([panel[[treatment]].astype(float), *dummies], axis=1)
-    X.insert(0, "const", 1.0)
-    res = crv3_poisson(panel["count"].to_numpy(float), X, treatment, panel[cluster].to_numpy(),
-                       offset=np.log(panel["exposure"].to_numpy(float)), alpha=alpha)
-    return res["ratio"], res["ratio_low"], res["ratio_high"], res["p_value"]
 
 
 def staggered_crv3(panel: pd.DataFrame, unit: str, time: str, cohort: str, outcome: str,

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evaluation.analysis import comparisons
+from evaluation.analysis import comparisons, methods
 from evaluation.analysis.estimates import _guarded, _its, design_frames
 from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params
@@ -73,7 +73,7 @@ FAMILIES = {
     "leave_one_out": "school weggelaten",
     "estimator": "schatter",
 }
-MAIN_LABEL = f"{MAIN}: {comparisons.DID}"
+MAIN_LABEL = f"{MAIN}: {methods.DID}"
 NO_TREATED = "niet te schatten: na deze keuze blijven geen pilotjaren over"
 RATIO_UNITS = ("rate ratio", "hazard ratio")
 
@@ -110,11 +110,11 @@ def _did(ind_id: str, data: pd.DataFrame, params: Params) -> Estimate:
     where a restriction leaves no treated school-year (the model would silently return 1)."""
     ind = INDICATORS[ind_id]
     if not (data["treated"] == 1).any():
-        return Estimate(ind_id, comparisons.DID, "", comparisons.UNITS[ind.kind], np.nan, np.nan,
+        return Estimate(ind_id, methods.DID, "", methods.UNITS[ind.kind], np.nan, np.nan,
                         np.nan, np.nan, n=0, n_clusters=int(data["school_id"].nunique()),
                         note=NO_TREATED)
     return _guarded(lambda: comparisons.difference_in_differences(ind, data, params), ind,
-                    comparisons.DID, data, params)
+                    methods.DID, data, params)
 
 
 def _row(est: Estimate | None, spec_label: str, family: str, ind_id: str) -> dict:
@@ -206,12 +206,12 @@ def _robustness(tables: dict[str, pd.DataFrame], region: str, school_year: str,
         ind, data = INDICATORS[ind_id], frames[ind_id]
         rows.append(_row(_did(ind_id, data, params), MAIN_LABEL, MAIN, ind_id))
         rows.append(_row(_guarded(lambda ind=ind, data=data: comparisons.event_study(
-            ind, data, params), ind, comparisons.EVENT_STUDY, data, params),
-            comparisons.EVENT_STUDY, FAMILIES["estimator"], ind_id))
+            ind, data, params), ind, methods.EVENT_STUDY, data, params),
+            methods.EVENT_STUDY, FAMILIES["estimator"], ind_id))
         if ind.kind == "rate":
             rows.append(_row(_guarded(lambda ind=ind, data=data: _its(
-                ind, tables, design, params, years), ind, comparisons.ITS, data, params),
-                comparisons.ITS, FAMILIES["estimator"], ind_id))
+                ind, tables, design, params, years), ind, methods.ITS, data, params),
+                methods.ITS, FAMILIES["estimator"], ind_id))
 
     # The alternatives: the difference-in-differences only.
     for spec in _specs(params, design, base_overrides, municipality):

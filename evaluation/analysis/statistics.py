@@ -1,8 +1,8 @@
 """Estimators. Each returns an `Estimate` that carries its own method, n and interval, so that a
 report can state them without recomputing anything.
 
-statsmodels does the numerics: exact-score intervals for two Poisson rates, and Poisson GLMs with
-school-clustered standard errors for pooled before/after and difference-in-differences.
+statsmodels does the numerics of the exact-score intervals for two Poisson rates (each pilot
+school before and after); the pooled models of the comparisons are in `fixed_effects`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
 
 
@@ -62,20 +61,3 @@ def rate_ratio_per_unit(panel: pd.DataFrame, unit: str, alpha: float = 0.05) -> 
                      "exposure_after": float(r[("exposure", True)]),
                      "rate_ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p})
     return pd.DataFrame(rows)
-
-
-def poisson_effect(panel: pd.DataFrame, treatment: str, fixed_effects: list[str], cluster: str,
-                   alpha: float = 0.05) -> tuple[float, float, float, float]:
-    """exp(beta) of `treatment` in a Poisson GLM with fixed effects, log-exposure offset and
-    standard errors clustered by `cluster`. Returns (rate ratio, low, high, p)."""
-    dummies = [pd.get_dummies(panel[fe].astype("string"), prefix=fe, drop_first=True, dtype=float)
-               for fe in fixed_effects]
-    X = pd.concat([panel[[treatment]].astype(float), *dummies], axis=1)
-    X = sm.add_constant(X, has_constant="add")
-    y = panel["count"].astype(float)
-    groups = pd.factorize(panel[cluster])[0]
-    model = sm.GLM(y, X, family=sm.families.Poisson(), offset=np.log(panel["exposure"].astype(float)))
-    fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
-    beta = fit.params[treatment]
-    low, high = fit.conf_int(alpha=alpha).loc[treatment]
-    return float(np.exp(beta)), float(np.exp(low)), float(np.exp(high)), float(fit.pvalues[treatment])

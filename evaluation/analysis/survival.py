@@ -245,17 +245,26 @@ def cox_model(frame: pd.DataFrame, treatment: str, covariates: Sequence[str] = (
                   ties="efron")
     # The model's likelihood, maximised by the vectorised `cox_fit` (PHReg's own Newton steps
     # loop over strata and event times: 80% of a robustness run); tests check both agree.
-    params, hess = cox_fit(time, status, np.asarray(model.exog, float), codes)
-    params = pd.Series(params, index=exog.columns)
-    hess_inv = np.linalg.inv(hess)
     if cluster is None:
-        return PHRegResults(model, params, -hess_inv)
+        params, hess = cox_fit(time, status, np.asarray(model.exog, float), codes)
+        return PHRegResults(model, pd.Series(params, index=exog.columns), -np.linalg.inv(hess))
     groups = pd.factorize(data[cluster])[0]
-    resid = score_residuals(model.exog, time, status, codes, np.asarray(params))
-    per_cluster = pd.DataFrame(resid).groupby(groups).sum().to_numpy()
-    cov = hess_inv @ (per_cluster.T @ per_cluster) @ hess_inv
+    params, cov = cox_cluster_fit(time, status, np.asarray(model.exog, float), codes, groups)
     model.groups = groups
-    return PHRegResults(model, params, cov, covariance_type="robust")
+    return PHRegResults(model, pd.Series(params, index=exog.columns), cov,
+                        covariance_type="robust")
+
+
+def cox_cluster_fit(time_: np.ndarray, event: np.ndarray, X: np.ndarray, strata: np.ndarray,
+                    clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified Cox regression with the Huber-White sandwich clustered by `clusters` (integer
+    codes): (coefficients, covariance). The fit of `cox_effect` and of the comparisons'
+    `fixed_effects.cox_twfe`."""
+    params, hess = cox_fit(time_, event, X, strata)
+    hess_inv = np.linalg.inv(hess)
+    resid = score_residuals(X, time_, event, strata, params)
+    per_cluster = pd.DataFrame(resid).groupby(clusters).sum().to_numpy()
+    return params, hess_inv @ (per_cluster.T @ per_cluster) @ hess_inv
 
 
 def cox_effect(frame: pd.DataFrame, treatment: str, covariates: Sequence[str] = (),

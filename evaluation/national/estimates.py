@@ -11,18 +11,11 @@ import gc
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from evaluation.analysis.fixed_effects import (
-    cox_twfe,
-    ols_twfe,
-    poisson_crv3_twfe,
-    poisson_twfe,
-    wild_twfe,
-)
+from evaluation.analysis import methods
 from evaluation.params import (
     Params,
     Region,
@@ -119,92 +112,6 @@ def region_params(template: Params, region: Region, school_year: str) -> Params:
                                   "school_year": school_year})
 
 
-NATIONAL_INFERENCE = "clustergecorrigeerd (CRV1, ruim voldoende scholen)"
-
-
-def _duration_did(ind: Any, data: pd.DataFrame, params: Params, inference: str) -> Any:
-    from evaluation.analysis import comparisons
-    from evaluation.analysis.statistics import Estimate
-
-    est, low, high, p = cox_twfe(data["days"].to_numpy(dtype=float),
-                                 data["event"].to_numpy(dtype=float),
-                                 data["treated"].to_numpy(), data["school_id"].to_numpy(),
-                                 data["school_year"].to_numpy(), params.analysis.alpha)
-    return Estimate(ind.id, comparisons.DID, "Cox-regressie met schooljaar, gestratificeerd naar "
-                    f"school, {inference}", comparisons.UNITS[ind.kind], est, low, high, p,
-                    n=len(data), n_clusters=int(data["school_id"].nunique()))
-
-
-def region_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
-    """`comparisons.difference_in_differences` for one region: the estimate, interval and
-    method its own report shows, computed faster. Each kind uses a vectorised equivalent of the
-    report's method (tested equal to 1e-6) as long as `comparisons.INFERENCE` names that
-    method: rates the Poisson jackknife (`poisson_crv3_twfe`), shares and scales the wild
-    cluster bootstrap (`wild_twfe`), durations the clustered Cox model (`cox_twfe`); otherwise
-    (the report's method changed) the report's own function runs.
-    """
-    from evaluation.analysis import comparisons
-    from evaluation.analysis.statistics import Estimate
-
-    inference = getattr(comparisons, "INFERENCE", {}).get(ind.kind, "")
-    alpha = params.analysis.alpha
-    n_clusters = int(data["school_id"].nunique())
-    if ind.kind == "duration" and inference == "clustergecorrigeerd":
-        return _duration_did(ind, data, params, inference)
-    if ind.kind == "rate" and "CRV3" in inference:
-        agg = comparisons.school_year_counts(data)
-        est, low, high, p = poisson_crv3_twfe(
-            agg["count"].to_numpy(), agg["exposure"].to_numpy(), agg["treated"].to_numpy(),
-            agg["school_id"].to_numpy(), agg["school_year"].to_numpy(), alpha)
-        return Estimate(ind.id, comparisons.DID, "Poisson-regressie, school- en "
-                        f"schooljaarvaste effecten, {inference}", comparisons.UNITS[ind.kind],
-                        est, low, high, p, n=int(data["count"].sum()), n_clusters=n_clusters)
-    if ind.kind in ("proportion", "scale") and inference.startswith("wild cluster bootstrap"):
-        col, scale = ("success", 100.0) if ind.kind == "proportion" else ("score", 1.0)
-        est, low, high, p = wild_twfe(data[col].astype(float).to_numpy(),
-                                      data["treated"].to_numpy(), data["school_id"].to_numpy(),
-                                      data["school_year"].to_numpy(), alpha)
-        method = ("lineair kansmodel" if ind.kind == "proportion" else "lineaire regressie")
-        return Estimate(ind.id, comparisons.DID, f"{method}, school- en schooljaarvaste "
-                        f"effecten, {inference}", comparisons.UNITS[ind.kind], scale * est,
-                        scale * low, scale * high, p, n=len(data), n_clusters=n_clusters)
-    return comparisons.difference_in_differences(ind, data, params)
-
-
-def absorbed_did(ind: Any, data: pd.DataFrame, params: Params) -> Any:
-    """The difference-in-differences of `comparisons.difference_in_differences` for the nation:
-    the same models with the school effects absorbed instead of a dummy per school, and
-    school-clustered CRV1 errors (with some 2,000 schools the small-cluster remedies of the
-    region reports, wild bootstrap and jackknife, are neither needed nor affordable)."""
-    from evaluation.analysis import comparisons
-    from evaluation.analysis.statistics import Estimate
-
-    alpha = params.analysis.alpha
-    n_clusters = int(data["school_id"].nunique())
-    if ind.kind == "rate":
-        agg = comparisons.school_year_counts(data)
-        est, low, high, p = poisson_twfe(agg["count"].to_numpy(), agg["exposure"].to_numpy(),
-                                         agg["treated"].to_numpy(), agg["school_id"].to_numpy(),
-                                         agg["school_year"].to_numpy(), alpha)
-        method = "Poisson-regressie, school- en schooljaarvaste effecten"
-        n = int(data["count"].sum())
-    elif ind.kind in ("proportion", "scale"):
-        col = "success" if ind.kind == "proportion" else "score"
-        est, low, high, p = ols_twfe(data[col].astype(float).to_numpy(),
-                                     data["treated"].to_numpy(), data["school_id"].to_numpy(),
-                                     data["school_year"].to_numpy(), alpha)
-        if ind.kind == "proportion":
-            est, low, high = 100 * est, 100 * low, 100 * high
-            method = "lineair kansmodel, school- en schooljaarvaste effecten"
-        else:
-            method = "lineaire regressie, school- en schooljaarvaste effecten"
-        n = len(data)
-    else:
-        return _duration_did(ind, data, params, NATIONAL_INFERENCE)
-    return Estimate(ind.id, comparisons.DID, f"{method}, {NATIONAL_INFERENCE}",
-                    comparisons.UNITS[ind.kind], est, low, high, p, n=n, n_clusters=n_clusters)
-
-
 @dataclass(frozen=True)
 class _Unit:
     """One evaluated unit: a region or the nation, with its params and design."""
@@ -239,7 +146,7 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
     takes part: never-treated schools of other regions, see `national_regions`). The analysis
     frames are computed once for the whole country and sliced per region; the models are
     `comparisons.difference_in_differences` per region (what that region's own report shows)
-    and the absorbed fixed-effects versions for the nation. Analysis, disclosure and the
+    and for the nation with the inference `methods` gives many schools. Analysis, disclosure and the
     multiple-testing method come from `params_template` (Holm or BH within each region). The
     report year defaults to the last school year in the data; a region without any pilot school
     by then gets one row per indicator with a note and no estimate.
@@ -280,14 +187,14 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
         head = {"region": r.id, "region_name": r.name, "level": unit.level, "school_year": year,
                 "first_pilot_year": r.first_pilot_year, "comparison_group": unit.comparison_group}
         if unit.params is None:
-            rows = [{**head, "indicator": i, "comparison": comparisons.DID, "note": NO_PILOT,
+            rows = [{**head, "indicator": i, "comparison": methods.DID, "note": NO_PILOT,
                      "n_pilot_schools": 0, "n_comparison_schools": 0} for i in ids]
             tables_out.append(pd.DataFrame(rows))
             continue
         params, design = unit.params, unit.design
         years = analysis_years(params, design)
         schools = design["school_id"].tolist()
-        fit = absorbed_did if unit.level == "nationaal" else region_did
+        many = unit.level == "nationaal"  # the nation: cluster-robust errors (thousands of schools)
         rows = []
         for ind_id in ids:
             ind = INDICATORS[ind_id]
@@ -295,8 +202,9 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
             idx = [pos[s] for s in schools if s in pos]
             take = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
             data = comparisons.with_design(frame.iloc[take], design, params, years)
-            est = _guarded(lambda ind=ind, data=data, params=params, fit=fit:
-                           fit(ind, data, params), ind, comparisons.DID, data, params)
+            est = _guarded(lambda ind=ind, data=data, params=params, many=many:
+                           comparisons.difference_in_differences(ind, data, params, many),
+                           ind, methods.DID, data, params)
             rows.append({**head, **est.to_dict(), "name": ind.name_nl, "primary": ind.primary,
                          "better": ind.better,
                          "n_pilot_schools": int((design["group"] == "pilot").sum()),

@@ -25,7 +25,7 @@ def _p_text(p: float) -> str:
 
 def summary_markdown(a: CareReportAnalysis, es) -> str:
     """Key findings in plain Dutch; every number computed from `a` and the estimate set `es`."""
-    from evaluation.analysis.comparisons import BEFORE_AFTER, DID
+    from evaluation.analysis.methods import BEFORE_AFTER, DID
     from evaluation.report import formatting as f
     from evaluation.report.disclosure import round_to_base
 

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation.analysis import comparisons
+from evaluation.analysis import methods
 from evaluation.analysis.estimates import EstimateSet
 from evaluation.registry import INDICATORS, LEVEL_NAMES, PRIMARY, Indicator
 from evaluation.report import formatting as f
 from evaluation.report.disclosure import PublishedTable, protect_counts
 
-COMPARISON_ORDER = [comparisons.BEFORE_AFTER, comparisons.DID, comparisons.EVENT_STUDY,
-                    comparisons.ITS, "indicatievrij t.o.v. geïndiceerd"]
+COMPARISON_ORDER = [methods.BEFORE_AFTER, methods.DID, methods.EVENT_STUDY,
+                    methods.ITS, "indicatievrij t.o.v. geïndiceerd"]
 
 
 def effect(value: float, unit: str) -> str:
@@ -135,7 +135,7 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
     for ind_id in PRIMARY:
         ind = INDICATORS[ind_id]
         pv = period_values(es, ind_id).set_index("group")
-        did = es.get(ind_id, comparisons.DID)
+        did = es.get(ind_id, methods.DID)
         rows.append({
             "Indicator": ind.label_nl,
             "Claim van de pilot": ind.claim_nl,
@@ -179,7 +179,7 @@ def verdict(ind: Indicator, row: pd.Series) -> str:
 
 def summary_sentences(es: EstimateSet) -> str:
     """Plain Dutch summary of the primary indicators, every number from the estimates."""
-    did = es.table[(es.table["comparison"] == comparisons.DID) & es.table["primary"]]
+    did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
     confirmed = [INDICATORS[r["indicator"]] for _, r in did.iterrows()
                  if verdict(INDICATORS[r["indicator"]], r) == "bevestigd"]
     n_pilot = int((es.design["group"] == "pilot").sum())
@@ -305,7 +305,7 @@ def period_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
 
 def mde_table(es: EstimateSet) -> pd.DataFrame:
     """The minimum detectable effect (80% power) of each primary difference-in-differences."""
-    t = es.table[(es.table["comparison"] == comparisons.DID) & es.table["primary"]]
+    t = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
     rows = []
     for r in t.itertuples(index=False):
         ind = INDICATORS[r.indicator]
@@ -373,7 +373,7 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
                          f"trajecten van hetzelfde zorgniveau: {_change_text(ind, row, level)}.")
             continue
         pv = period_values(es, ind_id).set_index("group")
-        row = es.get(ind_id, comparisons.DID)
+        row = es.get(ind_id, methods.DID)
         parts.append(
             f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
             f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
