@@ -76,9 +76,11 @@ class Sources:
 
     def files(self) -> list[Path]:
         """Every file whose change changes a report (for the batch's cache)."""
+        from evaluation.rendering import generated_files
+
+        generated = generated_files(self.reports_dir)
         reports = [p for p in self.reports_dir.rglob("*") if p.is_file()
-                   and p.name != "_metadata.yml" and not p.name.endswith((".html", ".pdf"))
-                   and not any(part.endswith("_files") for part in p.parts)]
+                   and not generated & set(p.relative_to(self.reports_dir).parts)]
         return [self.quarto_file, *sorted(reports), *self.notebooks()]
 
 
@@ -345,12 +347,13 @@ class KernelSession:
 
 def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES) -> None:
     """A fresh copy of the project files the renderer reads, plus this run's metadata."""
+    from evaluation.rendering import copy_sources
+
     if build.exists():
         shutil.rmtree(build)
     (build / "notebooks").mkdir(parents=True)
     shutil.copy2(sources.quarto_file, build / "_quarto.yml")
-    shutil.copytree(sources.reports_dir, build / "reports",
-                    ignore=shutil.ignore_patterns("_metadata.yml", "*_files", "*.html", "*.pdf"))
+    copy_sources(sources.reports_dir, build / "reports", DOCUMENT)
     meta = report_metadata(params)
     (build / "reports" / "_metadata.yml").write_text(
         yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")
