@@ -260,15 +260,9 @@ def package_hash() -> str:
 
 def renderer_id(renderer: str) -> str:
     """Which renderer `renderer` ("auto", "quarto", "builtin") resolves to, with versions."""
-    from importlib.metadata import version
+    from evaluation.rendering import renderer_name
 
-    if renderer == "quarto" or (renderer == "auto" and shutil.which("quarto")):
-        import subprocess
-
-        out = subprocess.run([shutil.which("quarto") or "quarto", "--version"],
-                             capture_output=True, text=True, check=False)
-        return f"quarto {out.stdout.strip()}"
-    return f"builtin pypandoc-binary {version('pypandoc-binary')} typst {version('typst')}"
+    return renderer_name(renderer)
 
 
 def shared_inputs(data_dir: Path, renderer: str, sources: Sources = DEFAULT_SOURCES

@@ -49,6 +49,9 @@ FORMATS = {"html": ("html", ".html"), "pdf": ("typst", ".pdf")}  # ours -> (Quar
 # Tagged PDF that Typst checks against PDF/UA-1 (ISO 14289-1) while it writes it: document title,
 # language, alt text on every image, headings without skipped levels, table header cells.
 PDF_STANDARDS = ["ua-1"]
+# Quarto versions the project is tested with (CI: 1.7.34 from ../shared/tools/quarto); others
+# render with a warning. README, section Rendering, says what changes from 1.8 on.
+QUARTO_TESTED = ("1.7",)
 # Options for the renderer, not document metadata for pandoc's template.
 _NOT_METADATA = {"project", "format", "execute", "css", "toc", "toc-depth", "number-sections",
                  "filters", "template-partials", "include-before-body", "keep-typ",
@@ -149,6 +152,11 @@ def _render_quarto(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderRe
     project = _project_dir(qmd)
     config = _load_yaml(project / "_quarto.yml")
     _check_in_project(qmd, project, config)
+    found = quarto_version(quarto)
+    if not found.startswith(tuple(f"{v}." for v in QUARTO_TESTED)):
+        warnings.warn(f"Quarto {found} is not a version this project is tested with "
+                      f"({', '.join(QUARTO_TESTED)}.x); the report may differ from the built-in "
+                      "renderer's (see README, Rendering)", stacklevel=3)
     output_dir = project / (config.get("project") or {}).get("output-dir", ".")
     outputs: dict[str, Path] = {}
     for fmt in formats:

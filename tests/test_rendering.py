@@ -348,7 +348,7 @@ FAKE_QUARTO = """#!{python}
 # Stands in for `quarto` where the real one cannot show an error path: fails, or writes nothing.
 import os, sys
 if sys.argv[1] == "--version":
-    print("1.7.34")
+    print(os.environ.get("FAKE_QUARTO_VERSION", "1.7.34"))
 elif os.environ.get("FAKE_QUARTO") == "fail":
     sys.stderr.write("ERROR: The cell geen-label does not exist in notebook\\n")
     sys.exit(1)
@@ -373,6 +373,17 @@ def test_a_failing_quarto_is_a_render_error_with_its_message(
     monkeypatch.setenv("FAKE_QUARTO", "fail")
     with pytest.raises(RenderError, match=r"quarto render .*doc\.qmd --to html(.|\n)*geen-label"):
         render(qmd)  # auto: Quarto, as it is on PATH
+
+
+def test_an_untested_quarto_version_warns(
+    tmp_path: Path, fake_quarto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = make_project(tmp_path / "p")
+    monkeypatch.setenv("FAKE_QUARTO_VERSION", "1.9.38")
+    monkeypatch.setenv("FAKE_QUARTO", "fail")
+    with pytest.warns(UserWarning, match=r"Quarto 1\.9\.38 is not a version this project is "
+                      r"tested with \(1\.7\.x\)"), pytest.raises(RenderError):
+        render(qmd, prefer="quarto")
 
 
 def test_quarto_without_output_is_a_render_error_naming_the_file(
@@ -426,3 +437,9 @@ def test_quarto_project_file_declares_formats_style_and_accessibility() -> None:
     files = [html["css"], html["include-before-body"], *html["template-partials"],
              *typst["template-partials"], config["filters"][1]]
     assert all((REPO / f).is_file() for f in files), files
+
+
+def test_environment_yml_pins_the_quarto_series_the_tests_cover() -> None:
+    env = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+    pins = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("quarto")]
+    assert pins == [f"quarto={rendering.QUARTO_TESTED[-1]}"]
