@@ -34,6 +34,7 @@ STRUCTURE = {"/Title", "/H1", "/H2", "/H3", "/H4", "/L", "/LI", "/Figure", "/Tab
 
 
 def _both(shared_reports, kind: str) -> tuple[dict[str, Path], dict[str, Path]]:
+    require_quarto()  # before rendering anything
     return shared_reports.get(kind, "builtin"), shared_reports.get(kind, "quarto")
 
 
