@@ -9,7 +9,8 @@
 --   on top (Quarto marks every table `typst:no-figure`, which drops the caption).
 -- Colophon: a span of class `renderer` names the renderer and its versions (Quarto or the
 --   built-in renderer, pandoc, and for the PDF the Typst that compiles it).
--- HTML: header cells get scope="col"; each table goes into a focusable scroll container named by
+-- HTML: Quarto's embedded cells lose the notebook's path on the build machine (data-notebook);
+--   header cells get scope="col"; each table goes into a focusable scroll container named by
 --   its caption, so a wide table scrolls on its own on a narrow screen (WCAG 2.1: 1.3.1, 1.4.10,
 --   2.1.1); the content starts at the anchor #inhoud that the skip link points to (2.4.1).
 
@@ -100,11 +101,19 @@ local function renderer(span)
   return span
 end
 
+local function embedded_cell(div)
+  if div.attributes['notebook'] == nil then
+    return nil
+  end
+  div.attributes['notebook'] = nil
+  return div
+end
+
 function Pandoc(doc)
   if FORMAT:match('typst') then
     doc = doc:walk({ Table = typst_table, Image = typst_image, Span = renderer })
   elseif FORMAT:match('html') then
-    doc = doc:walk({ Table = html_table, Span = renderer })
+    doc = doc:walk({ Table = html_table, Span = renderer, Div = embedded_cell })
     doc.blocks:insert(1, pandoc.RawBlock('html', '<div id="inhoud" tabindex="-1"></div>'))
   else
     doc = doc:walk({ Table = automatic_widths, Span = renderer })
