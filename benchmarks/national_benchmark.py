@@ -51,9 +51,9 @@ def _peak_rss_mb() -> float:
 
 def worker_generate(pupils: int, seed: int, data_dir: Path) -> dict:
     from evaluation.data.parquet import write_parquet_tables
+    from evaluation.data.synthetic import generate
     from evaluation.data.synthetic_national import national_config, national_regions
     from evaluation.params import load_synthetic
-    from evaluation.data.synthetic import generate
 
     start = time.perf_counter()
     config = national_config(load_synthetic().model_copy(update={"seed": seed}))

@@ -54,6 +54,7 @@ def _tasks(args: argparse.Namespace):
 
 def phase_naive(args: argparse.Namespace) -> None:
     """The loop a user would write without the batch: papermill per notebook, then render."""
+    from evaluation.report.rendering import render
     from evaluation.run.pipeline import (
         DOCUMENT,
         compute_estimates,
@@ -61,7 +62,6 @@ def phase_naive(args: argparse.Namespace) -> None:
         publish,
         report_dir,
     )
-    from evaluation.report.rendering import render
 
     root = Path(args.root)
     tables = None
@@ -111,6 +111,7 @@ def phase_kernels(args: argparse.Namespace) -> None:
     estimates are computed beforehand and not timed."""
     import papermill as pm
 
+    from evaluation.data.validation import validate_dir
     from evaluation.run.pipeline import (
         KernelSession,
         compute_estimates,
@@ -118,7 +119,6 @@ def phase_kernels(args: argparse.Namespace) -> None:
         prepare_build_dir,
         report_dir,
     )
-    from evaluation.data.validation import validate_dir
 
     root, data = Path(args.root), Path(args.data).resolve()
     tables = validate_dir(data).tables

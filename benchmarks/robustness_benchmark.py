@@ -13,8 +13,8 @@ import os
 import resource
 import time
 
-from evaluation.report.notebook import setup
 from evaluation.analysis.robustness import robustness
+from evaluation.report.notebook import setup
 
 
 def main() -> None:

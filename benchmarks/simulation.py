@@ -74,12 +74,12 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from evaluation.analysis import comparisons, methods
-from evaluation.data import synthetic
+from evaluation.analysis import methods
 from evaluation.analysis.estimates import EstimateSet, estimate_all
+from evaluation.data import synthetic
 from evaluation.params import Params, Region, Synthetic, load_params, load_regions, load_synthetic
-from evaluation.report.provenance import git_commit
 from evaluation.registry import PRIMARY
+from evaluation.report.provenance import git_commit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DID = methods.DID

@@ -79,3 +79,12 @@ def corrupt_copy(synthetic_dir, tmp_path) -> Callable[..., Path]:
         return corrupt(synthetic_dir, tmp_path / "data", table, row_index, field, value)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shared_reports(synthetic_dir, tmp_path_factory):
+    """Real reports rendered once per session by both renderers (tests/renderers.py):
+    `shared_reports.get("region" | "municipality" | "national", "builtin" | "quarto")`."""
+    from renderers import SharedReports
+
+    return SharedReports(synthetic_dir, tmp_path_factory.mktemp("shared-reports"))

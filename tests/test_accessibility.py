@@ -1,7 +1,8 @@
 """Accessibility of the HTML whitepaper: WCAG 2.1 level AA, as Dutch public bodies must publish.
 
-One real report is rendered (Lekstroom 2014-2015 on the synthetic data, built-in renderer). The
-structural checks read its HTML directly; the full check runs axe-core's WCAG 2.0/2.1 A and AA
+One real report (Lekstroom 2014-2015 on the synthetic data), from each renderer: the built-in one
+and Quarto (tests/renderers.py; the Quarto case skips without Quarto, or fails where
+QUARTO_REQUIRED=1). The structural checks read its HTML directly; the full check runs axe-core's WCAG 2.0/2.1 A and AA
 rules in headless Chromium (tests/a11y/axe-check.mjs) and requires zero violations.
 
 The browser check needs `node`, Chromium (Debian's package `chromium`) and the Node packages of
@@ -19,8 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from evaluation.run.pipeline import render_report
+from renderers import RENDERERS
 
 A11Y = Path(__file__).resolve().parent / "a11y"
 SCRIPT = A11Y / "axe-check.mjs"
@@ -28,13 +28,10 @@ INSTALL = ("apt-get install -y chromium && npm ci --prefix tests/a11y "
            "(and nodejs/npm if node is missing)")
 
 
-@pytest.fixture(scope="module")
-def report(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("a11y")
-    result = render_report("lekstroom", "2014-2015", data_dir=synthetic_dir,
-                           output_root=root / "_output", build_root=root / "_build",
-                           formats=["html"], renderer="builtin", log=lambda _m: None)
-    return result.outputs["html"]
+@pytest.fixture(scope="module", params=RENDERERS)
+def report(request: pytest.FixtureRequest, shared_reports) -> Path:
+    """The region report's HTML from each renderer (rendered once per session, shared)."""
+    return shared_reports.get("region", request.param)["html"]
 
 
 class _Page(HTMLParser):

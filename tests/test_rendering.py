@@ -1,4 +1,7 @@
-"""Rendering: the built-in renderer (pandoc + Typst) on a small project that mirrors a build dir."""
+"""Rendering: both renderers (the built-in one, pandoc + Typst, and Quarto) on a small project
+that mirrors a build dir; the errors of each; the Lua filter they share. tests/test_renderers.py
+compares the two on real reports. The Quarto cases skip without Quarto (fail with
+QUARTO_REQUIRED=1, as in CI)."""
 
 from __future__ import annotations
 
@@ -12,10 +15,20 @@ from pathlib import Path
 
 import matplotlib
 import nbformat
+import pypandoc
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from pypdf import PdfReader
+from renderers import (
+    RENDERERS,
+    alt_texts,
+    html_page,
+    normalise,
+    pdf_ua,
+    require_quarto,
+    struct_types,
+)
 
 from evaluation.report import rendering
 from evaluation.report.rendering import RenderError, render
@@ -78,9 +91,12 @@ def make_project(root: Path, qmd_text: str | None = None) -> Path:
     """A build-dir-like project: _quarto.yml, reports/ (qmd, css, template), notebooks/."""
     (root / "reports").mkdir(parents=True)
     (root / "notebooks").mkdir()
-    shutil.copy(REPO / "_quarto.yml", root / "_quarto.yml")
-    for name in ("whitepaper.css", "typst-template.typ"):
-        shutil.copy(REPO / "reports" / name, root / "reports" / name)
+    config = yaml.safe_load((REPO / "_quarto.yml").read_text(encoding="utf-8"))
+    config["project"]["render"] = ["reports/doc.qmd"]
+    (root / "_quarto.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    for path in (REPO / "reports").iterdir():  # css, Lua filter, template partials, skip link
+        if path.suffix not in (".qmd", ".yml") and path.is_file():
+            shutil.copy(path, root / "reports" / path.name)
     (root / "reports" / "_metadata.yml").write_text(
         "subtitle: Overschreven door de front matter\ndate: 31 juli 2014\n"
         "author: [Regio Lekstroom]\n", encoding="utf-8")
@@ -90,10 +106,14 @@ def make_project(root: Path, qmd_text: str | None = None) -> Path:
     return qmd
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> rendering.RenderResult:
-    qmd = make_project(tmp_path_factory.mktemp("project"))
-    return render(qmd, prefer="builtin")
+@pytest.fixture(scope="module", params=RENDERERS)
+def rendered(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> rendering.RenderResult:
+    """The small document rendered by each renderer (Quarto: skipped or failed without it)."""
+    if request.param == "quarto":
+        require_quarto()
+    qmd = make_project(tmp_path_factory.mktemp(f"project-{request.param}"))
+    return render(qmd, prefer=request.param)
 
 
 def _pdf_text(path: Path) -> str:
@@ -105,38 +125,26 @@ def _html_text(path: Path) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")).split())
 
 
-def _alt_texts(path: Path) -> list[str]:
-    """/Alt entries of the tagged PDF's structure tree (what screen readers announce)."""
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        node = node.get_object() if hasattr(node, "get_object") else node
-        if isinstance(node, dict):
-            if "/Alt" in node:
-                found.append(str(node["/Alt"]))
-            walk(node.get("/K"))
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(PdfReader(path).trailer["/Root"].get("/StructTreeRoot"))
-    return found
+def _is(rendered: rendering.RenderResult, renderer: str) -> bool:
+    return rendered.renderer.startswith(renderer)
 
 
-def test_builtin_renders_html_and_pdf_next_to_the_qmd(rendered: rendering.RenderResult) -> None:
-    assert rendered.renderer.startswith("builtin (pandoc 3")
-    assert "typst" in rendered.renderer
+def test_renders_html_and_pdf_next_to_the_qmd(rendered: rendering.RenderResult) -> None:
+    if _is(rendered, "builtin"):
+        assert rendered.renderer.startswith("builtin (pandoc 3") and "+ typst 0." in rendered.renderer
+    else:
+        assert re.fullmatch(r"quarto 1\.\d+\.\d+ \+ typst 0\.\d+\.\d+", rendered.renderer)
     html, pdf = rendered.outputs["html"], rendered.outputs["pdf"]
     assert html.name == "doc.html" and pdf.name == "doc.pdf"
     assert html.parent.name == "reports" and html.stat().st_size > 0
     assert pdf.read_bytes().startswith(b"%PDF")
-    assert not (html.parent / "doc_files").exists()  # intermediates cleaned up
+    assert not (html.parent / "doc_files").exists() or _is(rendered, "quarto")
 
 
 def test_html_and_pdf_show_the_same_numbers_title_and_captions(
     rendered: rendering.RenderResult,
 ) -> None:
-    html = _html_text(rendered.outputs["html"])
+    html = normalise(_html_text(rendered.outputs["html"]).replace("&nbsp;", " "))
     pdf = _pdf_text(rendered.outputs["pdf"])
     expected = [TITLE, SUBTITLE, "12,5%", "8,3%", "Vaart College", "Meldingen per school",
                 f"Figuur 1: {CAPTION}", "Zie Figuur 1", "31 juli 2014"]
@@ -150,36 +158,51 @@ def test_html_and_pdf_show_the_same_numbers_title_and_captions(
         assert "{{<" not in rendered_text and "#|" not in rendered_text
 
 
+def test_both_renderers_give_the_same_document(tmp_path: Path) -> None:
+    """The small document; tests/test_renderers.py compares the real reports."""
+    require_quarto()
+    results = {name: render(make_project(tmp_path / name), prefer=name) for name in RENDERERS}
+    pages = {name: html_page(result.outputs["html"]) for name, result in results.items()}
+    builtin, quarto = pages["builtin"], pages["quarto"]
+    for part in ("title_block", "headings", "toc", "tables", "images", "captions", "xrefs"):
+        assert getattr(builtin, part) == getattr(quarto, part), part
+    texts = {name: _pdf_text(result.outputs["pdf"]) for name, result in results.items()}
+    assert texts["builtin"] == texts["quarto"]
+
+
 def test_html_is_dutch_accessible_and_self_contained(rendered: rendering.RenderResult) -> None:
     html = rendered.outputs["html"].read_text(encoding="utf-8")
-    assert '<html xmlns="http://www.w3.org/1999/xhtml" lang="nl"' in html or '<html lang="nl"' in html
-    assert re.findall(r"<th[ >]", html) and "<thead>" in html
-    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html)
-    assert headers == ["School", "Meldingen", "Aandeel"]
+    assert re.search(r'<html [^>]*lang="nl"', html)
+    page = html_page(rendered.outputs["html"])
+    assert [t["rows"][0] for t in page.tables] == [["School", "Meldingen", "Aandeel"]]
+    assert page.images == [ALT]
     images = re.findall(r"<img [^>]*>", html)
-    assert len(images) == 1
-    assert f'alt="{ALT}"' in images[0]
-    assert re.search(r'src="data:image/png;base64,', images[0])
-    assert not re.search(r'(src|href)="(?!data:|#)', html)  # nothing loaded from files or web
+    assert len(images) == 1 and re.search(r'src="data:image/png;base64,', images[0])
+    assert not re.search(r'<(?:img|script|link)\b[^>]*(src|href)="(?!data:|#)', html)  # nothing
+    # loaded from files or the web
     assert "--wp-accent" in html  # whitepaper.css is inlined
-    assert '<h1 class="title">' in html and 'class="subtitle"' in html
-    assert 'id="fig-meldingen"' in html and 'href="#fig-meldingen"' in html
+    assert page.title_block == [("title", TITLE), ("subtitle", SUBTITLE),
+                                ("author", "Regio Lekstroom"), ("date", "31 juli 2014")]
+    assert 'id="fig-meldingen"' in html and page.xrefs == [("#fig-meldingen", "Figuur 1")]
 
 
 def test_html_has_landmarks_a_skip_link_and_an_outline(rendered: rendering.RenderResult) -> None:
     html = rendered.outputs["html"].read_text(encoding="utf-8")
-    body = html[html.index("<body>"):]
-    # Skip link first, then the title <header> and the contents <nav>, then <main> (WCAG 2.4.1).
-    assert body.index('<a class="skip-link" href="#inhoud">') < body.index("<header") \
-        < body.index("<nav") < body.index('<main id="inhoud">') < body.index("</main>")
+    body = html[html.index("<body"):]
+    # The skip link is the first link, before the title <header> and the contents <nav>; its
+    # target follows them, in <main> (WCAG 2.4.1).
+    assert re.search(r"<a\b", body).start() == body.index('<a class="skip-link" href="#inhoud">')
+    assert body.index("<header") < body.index("<nav") < body.index('id="inhoud"')
     assert html.count("<main") == 1
     main = body[body.index("<main"):body.index("</main>")]
-    assert "Samenvatting" in main and "<figure" in main and "<table" in main
+    assert 'id="inhoud"' in main and "Samenvatting" in main and "<figure" in main
+    assert "<table" in main
     # The title is the one <h1>; "# Samenvatting" is <h2>, "## Zorgmeldingen" <h3>, both in the
     # table of contents (toc-depth counts Markdown levels).
-    assert re.findall(r"<h([1-6])", html) == ["1", "2", "2", "3"]
-    assert re.search(r'<h2 [^>]*id="samenvatting"', html)
-    assert re.search(r'<h3 [^>]*id="zorgmeldingen"', html)
+    page = html_page(rendered.outputs["html"])
+    assert re.findall(r"<h1\b", html) == ["<h1"] and page.title_block[0] == ("title", TITLE)
+    assert page.headings == [(2, "Inhoudsopgave"), (2, "1 Samenvatting"), (3, "1.1 Zorgmeldingen")]
+    assert re.search(r'<h2 [^>]*id="samenvatting"|<section id="samenvatting"', html)
     assert 'href="#samenvatting"' in html and 'href="#zorgmeldingen"' in html
 
 
@@ -187,13 +210,12 @@ def test_html_tables_have_scoped_headers_and_scroll_on_their_own(
     rendered: rendering.RenderResult,
 ) -> None:
     html = rendered.outputs["html"].read_text(encoding="utf-8")
-    left, right = ('<th scope="col" style="text-align: left;">',
-                   '<th scope="col" style="text-align: right;">')
-    assert re.findall(r"<th\b[^>]*>", html) == [left, right, right]  # School|Meldingen|Aandeel
-    wrapper = re.search(r'<div class="table-scroll" role="group" tabindex="0" '
-                        r'aria-labelledby="([\w-]+)">\s*<table', html)
-    assert wrapper, "table not wrapped in a focusable, named scroll container"
-    assert f'<caption id="{wrapper.group(1)}">' in html
+    headers = re.findall(r"<th\b[^>]*>", html)
+    assert len(headers) == 3 and all('scope="col"' in th for th in headers)
+    wrapper = re.search(r'<div class="table-scroll"[^>]*>\s*<table', html)
+    assert wrapper, "table not wrapped in a scroll container"
+    for attribute in ('role="group"', 'tabindex="0"', 'aria-label="Meldingen per school"'):
+        assert attribute in wrapper.group(0)
 
 
 def test_pdf_is_a4_titled_and_tags_the_figure_with_alt_text(
@@ -203,35 +225,14 @@ def test_pdf_is_a4_titled_and_tags_the_figure_with_alt_text(
     width, height = (float(v) for v in reader.pages[0].mediabox[2:])
     assert (round(width), round(height)) == (595, 842)  # A4 in points
     assert reader.metadata.title == TITLE
-    assert ALT in _alt_texts(rendered.outputs["pdf"])
+    assert ALT in alt_texts(rendered.outputs["pdf"])
     assert "Samenvatting" in reader.pages[-1].extract_text()
 
 
-def _struct_types(path: Path) -> list[str]:
-    types: list[str] = []
-
-    def walk(node: object) -> None:
-        node = node.get_object() if hasattr(node, "get_object") else node
-        if isinstance(node, dict):
-            if "/S" in node:
-                types.append(str(node["/S"]))
-            walk(node.get("/K"))
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(PdfReader(path).trailer["/Root"]["/StructTreeRoot"])
-    return types
-
-
 def test_pdf_is_tagged_pdf_ua_1(rendered: rendering.RenderResult) -> None:
-    reader = PdfReader(rendered.outputs["pdf"])
-    root = reader.trailer["/Root"]
-    assert bool(root["/MarkInfo"]["/Marked"]) and root["/Lang"] == "nl"
-    assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
-    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
-    assert re.search(r"<pdfuaid:part>1</pdfuaid:part>|pdfuaid:part=\"1\"", xmp)  # PDF/UA-1
-    types = _struct_types(rendered.outputs["pdf"])
+    assert pdf_ua(rendered.outputs["pdf"]) == {"marked": True, "lang": "nl",
+                                               "display_title": True, "pdfua": True}
+    types = struct_types(rendered.outputs["pdf"])
     assert types.count("/Title") == 1  # the title page's title, tagged as such
     assert types.count("/H1") >= 2 and "/H2" in types  # Inhoudsopgave + Samenvatting; ## level
     assert "/Figure" in types and {"/Table", "/THead", "/TH"} <= set(types)
@@ -257,12 +258,41 @@ def test_pdf_refuses_skipped_heading_levels(tmp_path: Path) -> None:
         render(qmd, formats=("pdf",), prefer="builtin")
 
 
-def test_wide_tables_get_automatic_column_widths_in_typst() -> None:
-    source = ("#table(\n  columns: (19.57%, 28.99%, 6.52%),\n  align: (left,left,right,),\n"
-              "#table(\n  columns: 2,\n#image(\"a.png\", width: 50%)\n")
-    fixed = rendering._auto_column_widths(source)
-    assert "columns: 3," in fixed and "columns: 2," in fixed and "width: 50%" in fixed
-    assert "%," not in fixed.split("#image")[0]
+def _filtered(markdown: str, to: str) -> str:
+    """Markdown through pandoc with the project's Lua filter (both renderers run it)."""
+    return pypandoc.convert_text(markdown, to, format="markdown",
+                                 filters=[str(REPO / "reports" / "whitepaper.lua")])
+
+
+WIDE = ("| Indicator | Claim van de pilot met een lange uitleg die de regel breed maakt | Effect |\n"
+        "|:----------|:----------------------------------------------------------------|-------:|\n"
+        "| Zorgmeldingen | 80% minder | 0,20 |\n\n: Kerncijfers\n")
+
+
+def test_filter_gives_tables_automatic_widths_and_a_caption_on_top_in_typst() -> None:
+    typ = _filtered(WIDE, "typst")
+    assert "columns: 3," in typ and "%," not in typ  # no squeezed percentage widths
+    assert re.search(r"#figure\(kind: table, numbering: none, caption: figure\.caption\("
+                     r"position: top, \[Kerncijfers\]\)\)\[\s*#table\(", typ)
+
+
+def test_filter_puts_alt_text_on_typst_images() -> None:
+    typ = _filtered('![Figuur 1: Meldingen](a.png){#fig-x alt="Staaf \\"40\\""}\n\n'
+                    '![](b.png){fig-alt="Lijn" width="50%"}\n', "typst")
+    assert 'image("a.png", alt: "Staaf \\"40\\"")' in typ
+    assert 'image("b.png", alt: "Lijn", width: 50%)' in typ
+
+
+def test_filter_makes_html_tables_accessible() -> None:
+    html = _filtered(WIDE, "html5")
+    assert html.startswith('<div id="inhoud" tabindex="-1"></div>')  # the skip link's target
+    assert re.search(r'<div class="table-scroll"\s+role="group"\s+tabindex="0"\s+'
+                     r'aria-label="Kerncijfers">\s*<table>', html)
+    assert re.findall(r"<th\b[^>]*>", html) == [
+        '<th style="text-align: left;" scope="col">',
+        '<th style="text-align: left;" scope="col">',
+        '<th style="text-align: right;" scope="col">']
+    assert "<col " not in html  # no fixed column widths
 
 
 def test_out_dir_and_single_format(tmp_path: Path) -> None:
@@ -315,66 +345,101 @@ def test_prefer_quarto_without_quarto_is_a_clear_error(
 
 
 FAKE_QUARTO = """#!{python}
-# Stands in for `quarto`: records its calls, writes outputs where Quarto would (output-dir).
+# Stands in for `quarto` where the real one cannot show an error path: fails, or writes nothing.
 import os, sys
-from pathlib import Path
-with open({log!r}, "a") as log:
-    log.write(os.getcwd() + " " + " ".join(sys.argv[1:]) + "\\n")
 if sys.argv[1] == "--version":
-    print("1.6.40")
-elif "--fail" in os.environ.get("FAKE_QUARTO", ""):
+    print(os.environ.get("FAKE_QUARTO_VERSION", "1.7.34"))
+elif os.environ.get("FAKE_QUARTO") == "fail":
     sys.stderr.write("ERROR: The cell geen-label does not exist in notebook\\n")
     sys.exit(1)
-else:
-    qmd, to = Path(sys.argv[2]), sys.argv[4]
-    out = Path("_output") / qmd.parent.name / (qmd.stem + (".pdf" if to == "typst" else ".html"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("rendered by fake quarto: " + to)
 """
 
 
-def test_quarto_path_runs_in_the_project_and_collects_from_output_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    qmd = make_project(tmp_path / "p")
-    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+@pytest.fixture
+def fake_quarto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "quarto"
-    fake.write_text(FAKE_QUARTO.format(python=sys.executable, log=str(log)))
+    fake.write_text(FAKE_QUARTO.format(python=sys.executable))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    result = render(qmd, out_dir=tmp_path / "out")  # auto picks Quarto when it is on PATH
-    assert result.renderer == "quarto 1.6.40"
-    assert result.outputs["pdf"].read_text() == "rendered by fake quarto: typst"
-    assert result.outputs["html"] == tmp_path / "out" / "doc.html"
-    calls = log.read_text().splitlines()
-    assert calls[0] == f"{tmp_path / 'p'} render {qmd} --to html"
-    assert calls[1] == f"{tmp_path / 'p'} render {qmd} --to typst"
-    monkeypatch.setenv("FAKE_QUARTO", "--fail")
-    with pytest.raises(RenderError, match=r"quarto render .*doc\.qmd(.|\n)*geen-label"):
+    return fake
+
+
+def test_a_failing_quarto_is_a_render_error_with_its_message(
+    tmp_path: Path, fake_quarto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = make_project(tmp_path / "p")
+    monkeypatch.setenv("FAKE_QUARTO", "fail")
+    with pytest.raises(RenderError, match=r"quarto render .*doc\.qmd --to html(.|\n)*geen-label"):
+        render(qmd)  # auto: Quarto, as it is on PATH
+
+
+def test_an_untested_quarto_version_warns(
+    tmp_path: Path, fake_quarto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = make_project(tmp_path / "p")
+    monkeypatch.setenv("FAKE_QUARTO_VERSION", "1.9.38")
+    monkeypatch.setenv("FAKE_QUARTO", "fail")
+    with pytest.warns(UserWarning, match=r"Quarto 1\.9\.38 is not a version this project is "
+                      r"tested with \(1\.7\.x\)"), pytest.raises(RenderError):
         render(qmd, prefer="quarto")
 
 
-def test_quarto_renders_the_same_document(tmp_path: Path) -> None:
-    if shutil.which("quarto") is None:
-        pytest.skip("quarto is not on PATH (it cannot be installed here); built-in renderer "
-                    "tested above")
-    qmd = make_project(tmp_path)
-    result = render(qmd, prefer="quarto")
-    assert result.renderer.startswith("quarto")
-    html = result.outputs["html"].read_text(encoding="utf-8")
-    assert "12,5%" in html and ALT in html
-    assert "12,5%" in _pdf_text(result.outputs["pdf"])
+def test_quarto_without_output_is_a_render_error_naming_the_file(
+    tmp_path: Path, fake_quarto: Path
+) -> None:
+    qmd = make_project(tmp_path / "p")
+    with pytest.raises(RenderError, match=r"succeeded but .*_output/reports/doc\.html is missing"):
+        render(qmd, prefer="quarto")
 
 
-def test_quarto_project_file_declares_formats_language_and_output_dir() -> None:
+def test_quarto_refuses_a_document_the_project_does_not_render(
+    tmp_path: Path, fake_quarto: Path
+) -> None:
+    """Quarto would render it without _quarto.yml: no house style, no filter, no Dutch."""
+    qmd = make_project(tmp_path / "p")
+    other = qmd.with_name("ander.qmd")
+    other.write_text("# Ander\n", encoding="utf-8")
+    with pytest.raises(RenderError, match=r"project\.render does not list reports/ander\.qmd"):
+        render(other, prefer="quarto")
+    render(other, formats=("html",), prefer="builtin")  # the built-in renderer does not care
+
+
+def test_build_folder_holds_one_document_of_the_project(tmp_path: Path) -> None:
+    """Every document is in project.render; a build folder gets its own only, without
+    rendered files, so that a plain `quarto render` there renders just that document."""
+    source = tmp_path / "reports"
+    source.mkdir()
+    for name in ("whitepaper.qmd", "national.qmd", "whitepaper.lua", "skip-link.html",
+                 "whitepaper.html", "whitepaper.typ", "typst-show.typ", "_metadata.yml"):
+        (source / name).write_text("x", encoding="utf-8")
+    (source / "whitepaper_files").mkdir()
+    rendering.copy_sources(source, tmp_path / "build" / "reports", "whitepaper")
+    assert sorted(p.name for p in (tmp_path / "build" / "reports").iterdir()) == [
+        "skip-link.html", "typst-show.typ", "whitepaper.lua", "whitepaper.qmd"]
+    config = yaml.safe_load((REPO / "_quarto.yml").read_text(encoding="utf-8"))
+    assert sorted(config["project"]["render"]) == sorted(
+        f"reports/{p.name}" for p in (REPO / "reports").glob("*.qmd"))
+
+
+def test_quarto_project_file_declares_formats_style_and_accessibility() -> None:
     config = yaml.safe_load((REPO / "_quarto.yml").read_text(encoding="utf-8"))
     assert config["project"]["type"] == "default"
     assert config["project"]["output-dir"] == "_output"
-    assert config["project"]["render"] == ["reports/whitepaper.qmd"]
     assert config["lang"] == "nl"
     assert config["execute"]["enabled"] is False
+    assert config["filters"] == ["quarto", "reports/whitepaper.lua"]
     html, typst = config["format"]["html"], config["format"]["typst"]
     assert html["embed-resources"] is True and html["toc"] is True
-    assert (REPO / html["css"]).is_file()
-    assert typst["papersize"] == "a4" and typst["toc"] is True
+    assert html["shift-heading-level-by"] == 1  # the title is the page's one <h1>
+    assert typst["papersize"] == "a4" and typst["toc"] is True and typst["keep-typ"] is True
+    files = [html["css"], html["include-before-body"], *html["template-partials"],
+             *typst["template-partials"], config["filters"][1]]
+    assert all((REPO / f).is_file() for f in files), files
+
+
+def test_environment_yml_pins_the_quarto_series_the_tests_cover() -> None:
+    env = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+    pins = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("quarto")]
+    assert pins == [f"quarto={rendering.QUARTO_TESTED[-1]}"]

@@ -186,12 +186,13 @@ def report_metadata(overview: Overview, today: dt.date | None = None) -> dict[st
 def prepare_build(build: Path, overview: Overview, organisation: str,
                   quarto_file: Path, reports_dir: Path) -> None:
     """A fresh build folder: the project files the renderer reads, this run's metadata."""
+    from evaluation.report.rendering import copy_sources
+
     if build.exists():
         shutil.rmtree(build)
     (build / "notebooks" / NATIONAL_DIR).mkdir(parents=True)
     shutil.copy2(quarto_file, build / "_quarto.yml")
-    shutil.copytree(reports_dir, build / "reports",
-                    ignore=shutil.ignore_patterns("_metadata.yml", "*_files", "*.html", "*.pdf"))
+    copy_sources(reports_dir, build / "reports", DOCUMENT)
     meta = {**report_metadata(overview), "author": organisation}
     (build / "reports" / "_metadata.yml").write_text(
         yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,6 +1,6 @@
-"""The Dutch text, tables and figures of the national overview report (`national_report`).
+"""The Dutch text, tables and figures of the national overview report (`national.build`).
 
-Everything here formats an `Overview` computed once by `national_report.compute_overview`: the
+Everything here formats an `Overview` computed once by `national.overview.compute_overview`: the
 funnel plots and the regions outside their limits, the regional estimates side by side, the
 summary and method text, all with decimal commas and disclosure control; the notebooks in
 `notebooks/national/` call these functions and nothing else computes a number.

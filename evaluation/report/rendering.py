@@ -1,13 +1,24 @@
 """Render a Quarto whitepaper to HTML and PDF, with Quarto or with a small built-in fallback.
 
-Quarto is the production renderer, but it cannot be installed from the registries our machines
-and CI reach. The fallback drives the same engines Quarto uses (pandoc from the pypandoc-binary
-wheel, Typst from the typst wheel) and supports the subset of Quarto the reports use:
-YAML metadata from ``_quarto.yml``, ``_metadata.yml`` and front matter; the ``embed``, ``meta``
-and ``pagebreak`` shortcodes; ``fig-cap``/``fig-alt``/``tbl-cap`` cell options; and ``@fig-``/``@tbl-``
-cross-references. Anything else is an error rather than a silently different report.
+Both renderers read the same project files and give the same report:
 
-Its output is accessible (WCAG 2.1 AA, tests/test_accessibility.py): the HTML has landmarks, a skip
+- ``_quarto.yml``: formats and their options, the Lua filter (``reports/whitepaper.lua``: table
+  column widths, image alt text in Typst, accessible HTML tables, the renderer in the colophon), the
+  Typst template partials (``reports/typst-template.typ``, ``typst-show.typ``: the house style) and
+  the HTML css, title block and skip link;
+- the PDF is always compiled by the project's Typst (the ``typst`` wheel) as tagged PDF/UA-1. Quarto
+  1.7 and 1.8 bring Typst 0.13, which cannot tag, so Quarto writes the Typst source (``keep-typ``)
+  and this module compiles it, as the built-in renderer does with pandoc's.
+
+Quarto (1.7 tested; see README) is used when it is on PATH. The built-in renderer drives the same
+engines Quarto uses (pandoc from the pypandoc-binary wheel, Typst from the typst wheel) and supports
+the subset of Quarto the reports use: YAML metadata from ``_quarto.yml``, ``_metadata.yml`` and
+front matter; ``filters``, ``template-partials`` (Typst), ``css`` and ``include-before-body``; the
+``embed``, ``meta`` and ``pagebreak`` shortcodes; ``fig-cap``/``fig-alt``/``tbl-cap`` cell options;
+and ``@fig-``/``@tbl-`` cross-references. Anything else is an error rather than a silently different
+report.
+
+The output is accessible (WCAG 2.1 AA, tests/test_accessibility.py): the HTML has landmarks, a skip
 link, one <h1>, scoped table headers and tables that scroll on their own; the PDF is tagged and
 checked by Typst against PDF/UA-1.
 """
@@ -15,6 +26,7 @@ checked by Typst against PDF/UA-1.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import shutil
 import subprocess
@@ -30,13 +42,21 @@ import pypandoc
 import typst
 import yaml
 
-__all__ = ["RenderError", "RenderResult", "quarto_available", "render"]
+__all__ = ["RenderError", "RenderResult", "copy_sources", "generated_files", "quarto_available",
+           "quarto_version", "render", "renderer_name"]
 
 FORMATS = {"html": ("html", ".html"), "pdf": ("typst", ".pdf")}  # ours -> (Quarto format, suffix)
 # Tagged PDF that Typst checks against PDF/UA-1 (ISO 14289-1) while it writes it: document title,
 # language, alt text on every image, headings without skipped levels, table header cells.
 PDF_STANDARDS = ["ua-1"]
-_NOT_METADATA = {"project", "format", "execute", "css", "toc", "toc-depth", "number-sections"}
+# Quarto versions the project is tested with (CI: 1.7.34 from ../shared/tools/quarto); others
+# render with a warning. README, section Rendering, says what changes from 1.8 on.
+QUARTO_TESTED = ("1.7",)
+# Options for the renderer, not document metadata for pandoc's template.
+_NOT_METADATA = {"project", "format", "execute", "css", "toc", "toc-depth", "number-sections",
+                 "filters", "template-partials", "include-before-body", "keep-typ",
+                 "shift-heading-level-by", "date-format", "format-links", "title-block-style",
+                 "toc-location", "embed-resources", "notebook-links"}
 _SHORTCODE = re.compile(r"\{\{\{<(.*?)>\}\}\}|\{\{<\s*(.*?)\s*>\}\}")
 _XREF = re.compile(r"\[@((?:fig|tbl)-[\w-]*\w)\]|(?<![\w.@])@((?:fig|tbl)-[\w-]*\w)")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -45,7 +65,7 @@ _PRETTY = {"fig": "Figuur", "tbl": "Tabel"}  # Quarto's Dutch crossref titles (l
 
 @dataclass
 class RenderResult:
-    renderer: str  # "quarto" or "builtin (pandoc X + typst Y)"
+    renderer: str  # "quarto X + typst Y" or "builtin (pandoc X + typst Y)", see renderer_name
     outputs: dict[str, Path]  # "html" -> file, "pdf" -> file
 
 
@@ -81,32 +101,137 @@ def render(
     return _render_builtin(qmd, formats, out_dir)
 
 
+# ------------------------------------------------------------------------------ build folders
+
+def generated_files(reports_dir: Path) -> set[str]:
+    """Names that rendering writes into a reports folder, per document ``<stem>.qmd``:
+    ``<stem>.html``, ``.pdf``, ``.typ`` and ``<stem>_files``; and the pipeline's _metadata.yml."""
+    stems = [p.stem for p in Path(reports_dir).glob("*.qmd")]
+    return {"_metadata.yml", *(f"{stem}{end}" for stem in stems
+                               for end in (".html", ".pdf", ".typ", "_files"))}
+
+
+def copy_sources(reports_dir: Path, dest: Path, document: str) -> None:
+    """Copy a reports folder into a build folder for one document (``<document>.qmd``): its
+    sources without generated files and without the project's other documents, so that a plain
+    ``quarto render`` in the build folder renders just this one."""
+    reports_dir = Path(reports_dir)
+    skip = generated_files(reports_dir) | {p.name for p in reports_dir.glob("*.qmd")
+                                           if p.stem != document}
+    shutil.copytree(reports_dir, dest, ignore=lambda folder, names: [
+        n for n in names if Path(folder) == reports_dir and n in skip])
+
+
 # --------------------------------------------------------------------------------------- Quarto
+
+def quarto_version(quarto: str | None = None) -> str:
+    """The version `quarto --version` reports ("1.7.34"), or "" without Quarto."""
+    quarto = quarto or shutil.which("quarto")
+    return _quarto_version(quarto) if quarto else ""
+
+
+@functools.lru_cache(maxsize=4)
+def _quarto_version(quarto: str) -> str:
+    return _run([quarto, "--version"], cwd=Path.cwd(), what="quarto --version").strip()
+
+
+def renderer_name(prefer: str = "auto", formats: Sequence[str] = ("html", "pdf")) -> str:
+    """What `render(..., prefer=prefer)` will use, with versions (as RenderResult.renderer)."""
+    if prefer == "quarto" or (prefer == "auto" and quarto_available()):
+        name = f"quarto {quarto_version() or '(not on PATH)'}"
+        return name + (f" + typst {version('typst')}" if "pdf" in formats else "")
+    return f"builtin (pandoc {pypandoc.get_pandoc_version()} + typst {version('typst')})"
+
 
 def _render_quarto(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderResult:
     quarto = shutil.which("quarto")
     if quarto is None:
         raise RenderError("prefer='quarto' but the `quarto` command is not on PATH; install Quarto "
-                          "(conda-forge, see environment.yml) or use prefer='builtin'/'auto'")
+                          "(quarto.org, or conda-forge: see environment.yml) or use "
+                          "prefer='builtin'/'auto'")
     project = _project_dir(qmd)
     config = _load_yaml(project / "_quarto.yml")
-    output_dir = project / config.get("project", {}).get("output-dir", ".")
+    _check_in_project(qmd, project, config)
+    found = quarto_version(quarto)
+    if not found.startswith(tuple(f"{v}." for v in QUARTO_TESTED)):
+        warnings.warn(f"Quarto {found} is not a version this project is tested with "
+                      f"({', '.join(QUARTO_TESTED)}.x); the report may differ from the built-in "
+                      "renderer's (see README, Rendering)", stacklevel=3)
+    output_dir = project / (config.get("project") or {}).get("output-dir", ".")
     outputs: dict[str, Path] = {}
     for fmt in formats:
         to, suffix = FORMATS[fmt]
-        _run([quarto, "render", str(qmd), "--to", to], cwd=project, what=f"quarto render {qmd}")
-        produced = (output_dir / qmd.relative_to(project)).with_suffix(suffix)
+        produced = output_dir / qmd.relative_to(project).with_suffix(suffix)
+        typ = qmd.with_suffix(".typ")
+        for stale in (produced, typ):
+            stale.unlink(missing_ok=True)
+        # keep-typ: the PDF is compiled again below, by the project's Typst, as tagged PDF/UA-1
+        extra = ["-M", "keep-typ:true"] if fmt == "pdf" else []
+        _run([quarto, "render", str(qmd), "--to", to, *extra], cwd=project,
+             what=f"quarto render {qmd} --to {to}")
         if not produced.is_file():
             raise RenderError(f"quarto render {qmd} --to {to} succeeded but {produced} is missing")
         target = out_dir / f"{qmd.stem}{suffix}"
-        if produced.resolve() != target.resolve():
+        if fmt == "pdf":
+            if not typ.is_file():
+                raise RenderError(f"quarto render {qmd} --to typst kept no Typst source {typ}")
+            _compile_typst(typ, target, project, qmd, f"Quarto's Typst source {typ}")
+        elif produced.resolve() != target.resolve():
             shutil.copy2(produced, target)
         outputs[fmt] = target
-    ver = _run([quarto, "--version"], cwd=project, what="quarto --version").strip()
-    return RenderResult(f"quarto {ver}", outputs)
+    return RenderResult(renderer_name("quarto", formats), outputs)
+
+
+def _check_in_project(qmd: Path, project: Path, config: dict) -> None:
+    """Quarto renders a document that ``project.render`` does not list on its own, without the
+    project's _quarto.yml (no house style, no filter, other output folder): refuse that."""
+    if not (project / "_quarto.yml").is_file():
+        return
+    listed = _as_list((config.get("project") or {}).get("render"))
+    relative = qmd.relative_to(project)
+    if listed and not any(relative.match(str(pattern).lstrip("/")) for pattern in listed
+                          if not str(pattern).startswith("!")):
+        raise RenderError(f"{project / '_quarto.yml'}: project.render does not list {relative}, "
+                          "so Quarto would render it without the project's options; add it")
 
 
 # ------------------------------------------------------------------------------------- built-in
+
+# The built-in renderer's pandoc template for Typst, in the order of Quarto's own (definitions,
+# the typst-template partial, header includes, the typst-show partial, body), so that the
+# template-partials of _quarto.yml give the same document with both renderers. Captions of the
+# built-in renderer carry their number ("Figuur 1: ..."), so Typst must not number figures again.
+_TYPST_TEMPLATE = """\
+#let horizontalrule = line(start: (25%, 0%), end: (75%, 0%))
+#show terms.item: it => block(breakable: false)[
+  #text(weight: "bold")[#it.term]
+  #block(inset: (left: 1.5em, top: -0.4em))[#it.description]
+]
+$if(highlighting-definitions)$
+$highlighting-definitions$
+$endif$
+#set figure(numbering: none)
+
+$typst-template.typ()$
+
+$for(header-includes)$
+$header-includes$
+$endfor$
+
+$typst-show.typ()$
+
+$for(include-before)$
+$include-before$
+$endfor$
+
+$body$
+
+$for(include-after)$
+$include-after$
+$endfor$
+"""
+_PARTIALS = ("typst-template.typ", "typst-show.typ")
+
 
 def _render_builtin(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderResult:
     project = _project_dir(qmd)
@@ -116,22 +241,18 @@ def _render_builtin(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderR
     for source, base in ((project / "_quarto.yml", project),
                          (qmd.parent / "_metadata.yml", qmd.parent), (None, qmd.parent)):
         layer = front if source is None else _load_yaml(source)
-        meta = _merge(meta, _resolve_css(layer, base))
+        meta = _merge(meta, _resolve_paths(layer, base))
     work = out_dir / f"{qmd.stem}_files"  # figures + intermediates; removed after success
     shutil.rmtree(work, ignore_errors=True)  # no stale figures from an earlier run
     work.mkdir()
     expander = _Expander(qmd, project, meta, work)
     (work / f"{qmd.stem}.md").write_text(expander.expand(body), encoding="utf-8")
-    outputs = {fmt: _builtin_format(qmd, fmt, meta, work, out_dir, expander.alts)
-               for fmt in formats}
+    outputs = {fmt: _builtin_format(qmd, fmt, meta, work, out_dir) for fmt in formats}
     shutil.rmtree(work, ignore_errors=True)
-    return RenderResult(f"builtin (pandoc {pypandoc.get_pandoc_version()} + "
-                        f"typst {version('typst')})", outputs)
+    return RenderResult(renderer_name("builtin"), outputs)
 
 
-def _builtin_format(
-    qmd: Path, fmt: str, meta: dict, work: Path, out_dir: Path, alts: dict[str, str]
-) -> Path:
+def _builtin_format(qmd: Path, fmt: str, meta: dict, work: Path, out_dir: Path) -> Path:
     """Run pandoc (and Typst for PDF) with the options Quarto would take from the metadata."""
     quarto_fmt, suffix = FORMATS[fmt]
     fmt_opts = meta["format"].get(quarto_fmt) if isinstance(meta.get("format"), dict) else None
@@ -144,9 +265,9 @@ def _builtin_format(
     meta_file.write_text(yaml.safe_dump(doc_meta, allow_unicode=True), encoding="utf-8")
     args = [pypandoc.get_pandoc_path(), f"{qmd.stem}.md", "--from=markdown", "--standalone",
             f"--metadata-file={meta_file.name}"]
-    # In HTML the title is the page's one <h1>, so sections start at <h2> (no skipped levels);
-    # toc-depth counts Markdown levels, as in Quarto.
-    shift = 1 if fmt == "html" and opts.get("title") else 0
+    args += [f"--lua-filter={f}" for f in _filters(opts, qmd)]
+    # toc-depth counts Markdown levels, as in Quarto, also when headings are shifted.
+    shift = int(opts.get("shift-heading-level-by", 0)) if fmt == "html" else 0
     if opts.get("toc"):
         args += ["--toc", f"--toc-depth={int(opts.get('toc-depth', 3)) + shift}"]
     target = out_dir / f"{qmd.stem}{suffix}"
@@ -155,25 +276,41 @@ def _builtin_format(
         css = opts.get("css") or []
         args += ["--to=html5", "--embed-resources", f"--output={target}",
                  f"--template={_html_template(work).name}"]
-        args += [f"--css={c}" for c in ([css] if isinstance(css, str) else css)]
+        args += [f"--css={c}" for c in _as_list(css)]
+        args += [f"--include-before-body={f}" for f in _as_list(opts.get("include-before-body"))]
         args += ["--number-sections"] if opts.get("number-sections") else []
         args += [f"--shift-heading-level-by={shift}"] if shift else []
         _run(args, cwd=work, what=what)
-        target.write_text(_accessible_tables(target.read_text(encoding="utf-8")),
-                          encoding="utf-8")
         return target
-    template = qmd.parent / "typst-template.typ"
     typ = work / f"{qmd.stem}.typ"
     args += ["--to=typst", f"--output={typ.name}"]
-    args += [f"--template={template}"] if template.is_file() else []
+    args += [f"--template={_typst_template(opts, work).name}"] \
+        if _as_list(opts.get("template-partials")) else []
     _run(args, cwd=work, what=what)
-    # pandoc's Typst writer drops image alt text; put it back for tagged (accessible) PDF.
-    source = typ.read_text(encoding="utf-8")
-    for image, alt in alts.items():
-        source = source.replace(f'image("{image}"', f'image("{image}", alt: {_typst_str(alt)}')
-    typ.write_text(_auto_column_widths(source), encoding="utf-8")
+    _compile_typst(typ, target, work, qmd, typ)
+    return target
+
+
+def _typst_template(opts: dict, work: Path) -> Path:
+    """The built-in Typst template beside copies of the declared template partials."""
+    partials = {Path(p).name: Path(p) for p in _as_list(opts.get("template-partials"))}
+    missing = [name for name in _PARTIALS if name not in partials]
+    if missing:
+        raise RenderError(f"template-partials must name {' and '.join(_PARTIALS)} (the built-in "
+                          f"renderer's Typst template includes both); missing: {missing}")
+    for name, path in partials.items():
+        if not path.is_file():
+            raise RenderError(f"template partial {path} not found")
+        shutil.copy2(path, work / name)
+    template = work / "whitepaper-template.typ"
+    template.write_text(_TYPST_TEMPLATE, encoding="utf-8")
+    return template
+
+
+def _compile_typst(typ: Path, target: Path, root: Path, qmd: Path, what: object) -> None:
+    """Typst source to tagged PDF/UA-1 with the project's Typst (the typst wheel)."""
     try:
-        typst.compile(str(typ), output=str(target), root=str(work), pdf_standards=PDF_STANDARDS)
+        typst.compile(str(typ), output=str(target), root=str(root), pdf_standards=PDF_STANDARDS)
     except RuntimeError as exc:  # typst.TypstError and other compiler failures
         message = str(getattr(exc, "message", exc))
         detail = "\n".join([message, str(getattr(exc, "diagnostic", "")),
@@ -181,9 +318,22 @@ def _builtin_format(
         why = (" The PDF must conform to PDF/UA-1 (accessible PDF): give every figure fig-alt "
                "text and let heading levels go up one at a time (# then ##, never # then ###)."
                if "PDF/UA" in detail else "")
-        raise RenderError(f"typst failed compiling {typ} (from {qmd}); intermediates kept in "
-                          f"{work}.{why}\n{_tail(detail)}") from exc
-    return target
+        raise RenderError(f"typst failed compiling {what} (from {qmd}); intermediates kept in "
+                          f"{typ.parent}.{why}\n{_tail(detail)}") from exc
+
+
+def _filters(opts: dict, qmd: Path) -> list[str]:
+    """The Lua filters of ``filters`` (Quarto's own, "quarto", is not a file)."""
+    found = []
+    for entry in _as_list(opts.get("filters")):
+        path = entry.get("path") if isinstance(entry, dict) else entry
+        if path == "quarto":
+            continue
+        if not isinstance(path, str) or not path.endswith(".lua") or not Path(path).is_file():
+            raise RenderError(f"{qmd}: filter {entry!r} is not a Lua filter file the built-in "
+                              "renderer can run")
+        found.append(path)
+    return found
 
 
 class _Expander:
@@ -192,7 +342,6 @@ class _Expander:
     def __init__(self, qmd: Path, project: Path, meta: dict, work: Path) -> None:
         self.qmd, self.project, self.meta, self.work = qmd, project, meta, work
         self.numbers: dict[str, int] = {}  # "fig-x" -> 1, numbered in order of appearance
-        self.alts: dict[str, str] = {}  # image file -> alt text (pandoc's Typst writer drops it)
 
     def expand(self, body: str) -> str:
         return _XREF.sub(self._xref, _SHORTCODE.sub(self._shortcode, body))
@@ -285,7 +434,6 @@ class _Expander:
             warnings.warn(f"{self.qmd}: figure from cell {label!r} has no fig-alt or fig-cap; "
                           "its image gets empty alt text (and the PDF, being PDF/UA-1, fails)",
                           stacklevel=2)
-        self.alts[name] = alt
         prefix, anchor = self._prefix(label) if index == 0 else ("", "")
         caption = f"{prefix}{caption}" if caption else ""
         quoted = alt.replace("\\", "\\\\").replace('"', '\\"')
@@ -347,14 +495,18 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def _resolve_css(layer: dict, base: Path) -> dict:
-    """Make css paths absolute: Quarto reads them relative to the file that declares them."""
+# Options whose values are files, read relative to the file that declares them (as Quarto does).
+_PATH_OPTIONS = ("css", "filters", "include-before-body", "template-partials")
+
+
+def _resolve_paths(layer: dict, base: Path) -> dict:
+    """Make the file options of a metadata layer (top level and per format) absolute."""
     def fix(opts: dict) -> dict:
-        css = opts.get("css")
-        if css is None:
-            return opts
-        files = [css] if isinstance(css, str) else list(css)
-        return {**opts, "css": [str((base / c).resolve()) for c in files]}
+        fixed = dict(opts)
+        for key in _PATH_OPTIONS:
+            if opts.get(key) is not None:
+                fixed[key] = [_absolute(entry, base) for entry in _as_list(opts[key])]
+        return fixed
 
     layer = fix(layer)
     formats = layer.get("format")
@@ -362,6 +514,18 @@ def _resolve_css(layer: dict, base: Path) -> dict:
         layer = {**layer, "format": {k: fix(v) if isinstance(v, dict) else v
                                      for k, v in formats.items()}}
     return layer
+
+
+def _absolute(entry: Any, base: Path) -> Any:
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": _absolute(entry["path"], base)}
+    if not isinstance(entry, str) or entry == "quarto":
+        return entry
+    return str((base / entry).resolve())
+
+
+def _as_list(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
 def _cell_options(cell: Any, nb_path: Path) -> dict:
@@ -389,63 +553,21 @@ def _nth(value: Any, index: int) -> str:
 
 
 def _html_template(work: Path) -> Path:
-    """Pandoc's own HTML template with accessible landmarks (WCAG 2.1: 1.3.1, 2.4.1).
+    """Pandoc's own HTML template with a <main> landmark (WCAG 2.1: 1.3.1).
 
-    The body goes into ``<main id="inhoud">`` beside the title ``<header>`` and the table of
-    contents ``<nav>``, so all content is in a landmark, and a skip link (visible on keyboard
-    focus, see whitepaper.css) jumps past the title block and the contents to it.
+    The body goes into ``<main>`` beside the title ``<header>`` and the table of contents
+    ``<nav>``, so all content is in a landmark (Quarto's page has its own <main>). The skip link
+    (``include-before-body``) and its target (from the Lua filter) are the same in both renderers.
     """
     default = _run([pypandoc.get_pandoc_path(), "--print-default-template=html5"], cwd=work,
                    what="pandoc --print-default-template=html5")
-    if default.count("<body>") != 1 or len(re.findall(r"^\$body\$$", default, re.M)) != 1:
-        raise RenderError("pandoc's default HTML template has no single <body> and $body$ line; "
-                          f"cannot add the <main> landmark (pandoc {pypandoc.get_pandoc_version()})")
+    if len(re.findall(r"^\$body\$$", default, re.M)) != 1:
+        raise RenderError("pandoc's default HTML template has no single $body$ line; cannot add "
+                          f"the <main> landmark (pandoc {pypandoc.get_pandoc_version()})")
     template = work / "whitepaper-template.html5"
-    template.write_text(
-        default.replace("<body>", '<body>\n<a class="skip-link" href="#inhoud">Naar de inhoud</a>')
-        .replace("\n$body$\n", '\n<main id="inhoud">\n$body$\n</main>\n'),
-        encoding="utf-8")
+    template.write_text(default.replace("\n$body$\n", "\n<main>\n$body$\n</main>\n"),
+                        encoding="utf-8")
     return template
-
-
-def _accessible_tables(html: str) -> str:
-    """Pandoc's tables made easier to use (WCAG 2.1: 1.3.1, 1.4.10, 2.1.1).
-
-    Header cells of a table head get ``scope="col"`` (pandoc writes plain ``<th>``). Each table
-    goes into a scroll container, so a wide table scrolls on its own on a narrow screen instead
-    of the whole page; the container is focusable (keyboard users can scroll it) and is a group
-    named by the table's caption (not a landmark region: several tables share a caption).
-    """
-    count = 0
-
-    def wrap(match: re.Match[str]) -> str:
-        nonlocal count
-        count += 1
-        table = re.sub(r"<thead>.*?</thead>",
-                       lambda head: re.sub(r"<th(?=[\s>])(?![^>]*\bscope=)", '<th scope="col"',
-                                           head.group(0)),
-                       match.group(0), flags=re.DOTALL)
-        name = f"tabel-{count}-bijschrift"
-        table, captioned = re.subn(r"<caption>", f'<caption id="{name}">', table, count=1)
-        label = f'aria-labelledby="{name}"' if captioned else f'aria-label="Tabel {count}"'
-        return f'<div class="table-scroll" role="group" tabindex="0" {label}>\n{table}\n</div>'
-
-    return re.sub(r"<table\b.*?</table>", wrap, html, flags=re.DOTALL)
-
-
-def _auto_column_widths(typst_source: str) -> str:
-    """Typst's automatic column widths instead of the percentages pandoc gives wide tables.
-
-    Pandoc derives them from the dashes of a pipe table's separator line, which can squeeze a
-    short column below its longest word ("Conclusie" sticking out of the table); automatic
-    widths fit the page (with hyphenation in tables, see typst-template.typ).
-    """
-    return re.sub(r"columns: \((\d[\d.]*%(?:, *\d[\d.]*%)*),?\)",
-                  lambda m: f"columns: {m.group(1).count('%')}", typst_source)
-
-
-def _typst_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,15 +55,9 @@ def package_hash() -> str:
 
 def renderer_id(renderer: str) -> str:
     """Which renderer `renderer` ("auto", "quarto", "builtin") resolves to, with versions."""
-    from importlib.metadata import version
+    from evaluation.report.rendering import renderer_name
 
-    if renderer == "quarto" or (renderer == "auto" and shutil.which("quarto")):
-        import subprocess
-
-        out = subprocess.run([shutil.which("quarto") or "quarto", "--version"],
-                             capture_output=True, text=True, check=False)
-        return f"quarto {out.stdout.strip()}"
-    return f"builtin pypandoc-binary {version('pypandoc-binary')} typst {version('typst')}"
+    return renderer_name(renderer)
 
 
 def shared_inputs(data_dir: Path, renderer: str, sources: Sources = DEFAULT_SOURCES

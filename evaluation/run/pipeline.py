@@ -316,12 +316,13 @@ class KernelSession:
 
 def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES) -> None:
     """A fresh copy of the project files the renderer reads, plus this run's metadata."""
+    from evaluation.report.rendering import copy_sources
+
     if build.exists():
         shutil.rmtree(build)
     (build / "notebooks").mkdir(parents=True)
     shutil.copy2(sources.quarto_file, build / "_quarto.yml")
-    shutil.copytree(sources.reports_dir, build / "reports",
-                    ignore=shutil.ignore_patterns("_metadata.yml", "*_files", "*.html", "*.pdf"))
+    copy_sources(sources.reports_dir, build / "reports", DOCUMENT)
     meta = report_metadata(params)
     (build / "reports" / "_metadata.yml").write_text(
         yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -30,9 +30,11 @@ class Sources:
 
     def files(self) -> list[Path]:
         """Every file whose change changes a report (for the batch's cache)."""
+        from evaluation.report.rendering import generated_files
+
+        generated = generated_files(self.reports_dir)
         reports = [p for p in self.reports_dir.rglob("*") if p.is_file()
-                   and p.name != "_metadata.yml" and not p.name.endswith((".html", ".pdf"))
-                   and not any(part.endswith("_files") for part in p.parts)]
+                   and not generated & set(p.relative_to(self.reports_dir).parts)]
         return [self.quarto_file, *sorted(reports), *self.notebooks()]
 
 

@@ -1,0 +1,122 @@
+-- Pandoc Lua filter shared by both renderers: Quarto runs it after its own filters (_quarto.yml,
+-- `filters: [quarto, reports/whitepaper.lua]`), the built-in renderer passes it to pandoc. It
+-- gives the same tables and figures whichever pandoc writes them, and keeps them accessible.
+--
+-- All formats: table columns get automatic widths. Pandoc derives percentages from the dashes of
+--   a wide pipe table's separator line, which squeezes short columns below their longest word.
+-- Typst: images carry their alt text (fig-alt, else alt; pandoc's Typst writer drops it, and a
+--   PDF/UA-1 document needs it); a captioned table becomes an unnumbered figure with its caption
+--   on top (Quarto marks every table `typst:no-figure`, which drops the caption).
+-- Colophon: a span of class `renderer` names the renderer and its versions (Quarto or the
+--   built-in renderer, pandoc, and for the PDF the Typst that compiles it).
+-- HTML: Quarto's embedded cells lose the notebook's path on the build machine (data-notebook);
+--   header cells get scope="col"; each table goes into a focusable scroll container named by
+--   its caption, so a wide table scrolls on its own on a narrow screen (WCAG 2.1: 1.3.1, 1.4.10,
+--   2.1.1); the content starts at the anchor #inhoud that the skip link points to (2.4.1).
+
+local function typst_string(text)
+  return '"' .. text:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('%s+', ' ') .. '"'
+end
+
+local function typst_markup(inlines)
+  local doc = pandoc.Pandoc({ pandoc.Plain(inlines) })
+  return (pandoc.write(doc, 'typst'):gsub('%s+$', ''))
+end
+
+local function automatic_widths(tbl)
+  for i, spec in ipairs(tbl.colspecs) do
+    tbl.colspecs[i] = { spec[1], pandoc.ColWidthDefault }
+  end
+  return tbl
+end
+
+local function typst_table(tbl)
+  tbl = automatic_widths(tbl)
+  local caption = tbl.caption.long
+  if not tbl.classes:includes('typst:no-figure') then
+    tbl.classes:insert('typst:no-figure')
+  end
+  if #caption == 0 or tbl.identifier ~= '' then
+    return tbl
+  end
+  local text = pandoc.utils.blocks_to_inlines(caption)
+  tbl.caption = pandoc.Caption()
+  return {
+    pandoc.RawBlock('typst', '#figure(kind: table, numbering: none, caption: figure.caption('
+      .. 'position: top, [' .. typst_markup(text) .. ']))['),
+    tbl,
+    pandoc.RawBlock('typst', ']'),
+  }
+end
+
+local function typst_image(img)
+  local alt = img.attributes['fig-alt'] or img.attributes['alt']
+  if alt == nil or alt == '' then
+    alt = pandoc.utils.stringify(img.caption)
+  end
+  local args = { typst_string(img.src) }
+  if alt ~= '' then
+    table.insert(args, 'alt: ' .. typst_string(alt))
+  end
+  for _, key in ipairs({ 'width', 'height' }) do
+    local value = img.attributes[key]
+    if value and value:match('^[%d.]+%a*%%?$') and not value:match('^[%d.]+$') then
+      table.insert(args, key .. ': ' .. value)
+    end
+  end
+  return pandoc.RawInline('typst', '#box(image(' .. table.concat(args, ', ') .. '))')
+end
+
+local tables = 0
+
+local function html_table(tbl)
+  tbl = automatic_widths(tbl)
+  for _, row in ipairs(tbl.head.rows) do
+    for _, cell in ipairs(row.cells) do
+      cell.attributes['scope'] = 'col'
+    end
+  end
+  tables = tables + 1
+  local name = pandoc.utils.stringify(tbl.caption.long)
+  if name == '' then
+    name = 'Tabel ' .. tables
+  end
+  return pandoc.Div({ tbl }, pandoc.Attr('', { 'table-scroll' },
+    { { 'role', 'group' }, { 'tabindex', '0' }, { 'aria-label', name } }))
+end
+
+local function renderer(span)
+  if not span.classes:includes('renderer') then
+    return nil
+  end
+  local name = 'de ingebouwde renderer (pandoc ' .. tostring(PANDOC_VERSION) .. ')'
+  if quarto ~= nil and quarto.version ~= nil then
+    name = 'Quarto ' .. tostring(quarto.version) .. ' (pandoc ' .. tostring(PANDOC_VERSION) .. ')'
+  end
+  local content = { pandoc.Str(name) }
+  if FORMAT:match('typst') then  -- the Typst that compiles the PDF says its own version
+    content = { pandoc.Str(name .. ' en Typst '), pandoc.RawInline('typst', '#sys.version') }
+  end
+  span.content = content
+  return span
+end
+
+local function embedded_cell(div)
+  if div.attributes['notebook'] == nil then
+    return nil
+  end
+  div.attributes['notebook'] = nil
+  return div
+end
+
+function Pandoc(doc)
+  if FORMAT:match('typst') then
+    doc = doc:walk({ Table = typst_table, Image = typst_image, Span = renderer })
+  elseif FORMAT:match('html') then
+    doc = doc:walk({ Table = html_table, Span = renderer, Div = embedded_cell })
+    doc.blocks:insert(1, pandoc.RawBlock('html', '<div id="inhoud" tabindex="-1"></div>'))
+  else
+    doc = doc:walk({ Table = automatic_widths, Span = renderer })
+  end
+  return doc
+end
