@@ -80,7 +80,6 @@ from evaluation.data.mapping import (
     ImportDataError,
     Mapping,
     TableMap,
-    is_personal_header,
     load_mapping,
     normal_header,
 )
