@@ -31,6 +31,7 @@ REASONS = {
     "date_order": "datum ligt vóór een datum die eraan vooraf moet gaan",
     "unknown_reference": "verwijst naar een onbekende of afgekeurde rij",
     "field_count": "rij heeft meer of minder velden dan de kop",
+    "unknown_code": "code staat niet in de mapping van de import",
 }
 
 MONTH = "Maand"
