@@ -51,7 +51,7 @@ def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
     t["_c"] = t["comparison"].map({k: i for i, k in enumerate(COMPARISON_ORDER)})
     t = t.sort_values(["_i", "_c"])
     level = int(round(100 * (1 - es.params.analysis.alpha)))
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "Indicator": t["indicator"].map(lambda i: INDICATORS[i].label_nl),
         "Vergelijking": t["comparison"],
         "Effect": [effect(v, u) for v, u in zip(t["estimate"], t["unit"], strict=True)],
@@ -62,11 +62,18 @@ def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
         "p gecorrigeerd": t["p_value_adjusted"].map(
             lambda p: "–" if pd.isna(p) else f.p_value(p)),
     })
+    notes = t["note"].fillna("").astype(str)
+    if (notes != "").any():
+        # Why a comparison has no figure: the reader sees the reason, not just a blank.
+        out["Toelichting"] = notes.to_numpy()
+        out.loc[(notes != "").to_numpy(), ["Effect", f"{level}%-interval", "p"]] = "–"
+    return out
 
 
 def methods_footnote(es: EstimateSet, indicator_ids: list[str]) -> str:
     """The methods behind a table, once each, as a Markdown list."""
     t = es.table[es.table["indicator"].isin(indicator_ids)]
+    t = t[t["method"].fillna("").astype(str) != ""]  # comparisons not estimated have no method
     lines = [f"- *{c}*: {m}." for c, m in
              t[["comparison", "method"]].drop_duplicates("comparison").itertuples(index=False)]
     return "\n".join(lines)
@@ -167,7 +174,8 @@ def improved(ind: Indicator, row: pd.Series) -> bool | None:
 def verdict(ind: Indicator, row: pd.Series) -> str:
     """One Dutch phrase: confirmed, opposite, or not shown (at the adjusted level if primary)."""
     if pd.isna(row["estimate"]):
-        return "niet geschat (te weinig gegevens)"
+        note = str(row.get("note") or "")
+        return note if note.startswith("niet te bepalen") else "niet geschat (te weinig gegevens)"
     sig = bool(row["significant"])
     if ind.better == "unchanged":
         return ("verandert niet aantoonbaar" if not sig
@@ -202,7 +210,7 @@ def _unit_values(ind: Indicator, rows: pd.DataFrame, by: str) -> pd.DataFrame:
     for key, g in rows.groupby(by, observed=True):
         v, n = _value(ind, g)
         parts.append({by: key, "value": v, "n": n})
-    return pd.DataFrame(parts)
+    return pd.DataFrame(parts, columns=[by, "value", "n"])
 
 
 def meets(ind: Indicator, value: float, target: float) -> bool:
@@ -309,6 +317,10 @@ def mde_table(es: EstimateSet) -> pd.DataFrame:
     rows = []
     for r in t.itertuples(index=False):
         ind = INDICATORS[r.indicator]
+        if pd.isna(r.mde):
+            rows.append({"Indicator": ind.label_nl, "Kleinste aantoonbare effect":
+                         r.note if isinstance(r.note, str) and r.note else f.SUPPRESSED})
+            continue
         if r.unit == "rate ratio":
             text = f"{f.percent(1 - r.mde, 0)} minder"
         elif r.unit == "hazard ratio":
@@ -366,6 +378,12 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
     parts = []
     for ind_id in indicator_ids:
         ind = INDICATORS[ind_id]
+        rows = es.table[es.table["indicator"] == ind_id]
+        if rows.empty or rows["estimate"].isna().all():
+            note = (rows["note"].dropna().astype(str).iloc[0]
+                    if not rows.empty and rows["note"].notna().any() else "")
+            parts.append(f"**{ind.name_nl}** ({note or 'niet geschat: te weinig gegevens'}).")
+            continue
         if ind_id == "indication_free_days":
             row = es.table[es.table["indicator"] == ind_id].iloc[0]
             parts.append(f"**{ind.name_nl}.** Op de pilotscholen eindigen indicatievrije trajecten "
@@ -374,13 +392,14 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
             continue
         pv = period_values(es, ind_id).set_index("group")
         row = es.get(ind_id, methods.DID)
+        did = (f"Verschil-in-verschillen: {_change_text(ind, row, level)}."
+               if pd.notna(row["estimate"]) else f"Verschil-in-verschillen: {verdict(ind, row)}.")
         parts.append(
             f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
             f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
             f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
             f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
-            f"{value_text(ind, pv.loc['comparison', 'after'])}. Verschil-in-verschillen: "
-            f"{_change_text(ind, row, level)}.")
+            f"{value_text(ind, pv.loc['comparison', 'after'])}. {did}")
     return "\n\n".join(parts)
 
 
