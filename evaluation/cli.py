@@ -270,6 +270,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems.to_csv(args.problems_csv, index=False)
     print()
     print(result.summary().to_string(index=False))
+    if result.absent:
+        print(f"\nnot supplied (read as empty): {', '.join(result.absent)}")
     if result.ok:
         print("\nall rows valid")
         return 0

@@ -9,7 +9,7 @@ to regio Lekstroom and its comparison schools and to a sample of pupils, to keep
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -81,8 +81,8 @@ class Case:
     school_year: str = "2014-2015"
     municipality: str | None = None
     exit_code: int = 0
-    says: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)
+    says: tuple[str, ...] = ()      # in the whitepaper (or, for an error, the message)
+    notes: tuple[str, ...] = ()     # among the estimate records' notes
 
 
 def write_case(case: Case, tables: dict[str, pd.DataFrame], out: Path) -> Path:
@@ -91,3 +91,67 @@ def write_case(case: Case, tables: dict[str, pd.DataFrame], out: Path) -> Path:
     for name in case.absent:
         (out / TABLES[name].filename).unlink()
     return out
+
+
+SHARE = 0.15  # of the pupils: enough records for some estimates, a render of seconds
+
+
+def base(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return narrow(tables, pupil_share=SHARE)
+
+
+NO_COMPARISON = "niet te bepalen: geen vergelijkingsscholen in de gegevens"
+NO_BASELINE = ("niet te bepalen: de gegevens hebben geen schooljaar vóór de start van de pilot "
+               "op een pilotschool")
+
+CASES = (
+    Case("care_reports_absent", base, absent=("care_reports",),
+         says=("Er zijn geen zorgmeldingen aangeleverd.",
+               "niet te bepalen: er zijn geen zorgmeldingen aangeleverd",
+               "Geen figuur: er zijn geen zorgmeldingen aangeleverd."),
+         notes=("niet te bepalen: er zijn geen zorgmeldingen aangeleverd",)),
+    Case("referrals_empty", lambda t: empty(base(t), "referrals"),
+         says=("Er zijn geen verwijzingen aangeleverd.",
+               "Niet te bepalen. Er zijn geen verwijzingen aangeleverd; daarom is voor dit thema",
+               "Geen tabel naar verwijzer"),
+         notes=("niet te bepalen: er zijn geen verwijzingen aangeleverd",)),
+    Case("parent_involvement_absent", base, absent=("parent_involvement",),
+         says=("Er zijn geen gegevens over ouderbetrokkenheid aangeleverd.",
+               "niet te bepalen: er zijn geen gegevens over ouderbetrokkenheid aangeleverd"),
+         notes=("niet te bepalen: er zijn geen gegevens over ouderbetrokkenheid aangeleverd",)),
+    Case("survey_empty", lambda t: empty(base(t), "survey_responses"),
+         says=("Er zijn geen antwoorden op de tevredenheidsvragenlijst aangeleverd.",
+               "Geen betrouwbaarheid van de schalen"),
+         notes=("niet te bepalen: er zijn geen antwoorden op de tevredenheidsvragenlijst "
+                "aangeleverd",)),
+    Case("one_school", lambda t: narrow(t, ["LS01"], pupil_share=0.5),
+         says=("Van 11 van de 12 pilotscholen zijn geen gegevens over schooljaar 2014-2015.",
+               "Er zijn geen gegevens van vergelijkingsscholen over schooljaar 2014-2015.",
+               "gegevens van maar één pilotschool (minstens twee nodig)"),
+         notes=(NO_COMPARISON,
+                "niet te bepalen: gegevens van maar één pilotschool (minstens twee nodig)")),
+    Case("no_comparison_schools", lambda t: narrow(t, LEKSTROOM, pupil_share=SHARE),
+         says=("Er zijn geen gegevens van vergelijkingsscholen over schooljaar 2014-2015.",
+               "Geen van de 8 hoofdindicatoren kon met vergelijkingsscholen worden vergeleken",
+               NO_COMPARISON),
+         notes=(NO_COMPARISON,)),
+    Case("no_year_before_the_start",
+         lambda t: narrow(t, STARTED_2013 + COMPARISON, ["2013-2014", "2014-2015"],
+                          pupil_share=SHARE),
+         says=("De gegevens beginnen in schooljaar 2013-2014, toen de pilot op elke pilotschool "
+               "met gegevens al liep", NO_BASELINE),
+         notes=(NO_BASELINE,)),
+    Case("one_school_year", lambda t: narrow(t, years=["2014-2015"], pupil_share=SHARE),
+         says=("De gegevens beslaan alleen schooljaar 2014-2015", NO_BASELINE),
+         notes=(NO_BASELINE,)),
+    Case("municipality_without_pupils",
+         lambda t: narrow(t, [s for s in LEKSTROOM + COMPARISON if s != "LS12"],
+                          pupil_share=SHARE), municipality="Lopik",
+         says=("In de gegevens staan voor schooljaar 2014-2015 geen leerlingen van de "
+               "pilotscholen in gemeente Lopik.",
+               "geen gegevens van pilotscholen in schooljaar 2014-2015"),
+         notes=("niet te bepalen: geen gegevens van pilotscholen in schooljaar 2014-2015",)),
+    Case("report_year_without_data", base, school_year="2030-2031", exit_code=2,
+         says=("school year 2030-2031: no data",
+               "school years 2011-2012, 2012-2013, 2013-2014, 2014-2015")),
+)

@@ -30,6 +30,7 @@ MIN_CLUSTERS = 2
 TOO_FEW = "niet geschat: te weinig scholen of waarnemingen"
 POWER = 0.8
 RATIO_UNITS = ("rate ratio", "hazard ratio")
+MAX_RATIO_SPAN = 1e4
 
 
 @dataclass
@@ -127,6 +128,10 @@ def _credible(est: Estimate) -> bool:
     values = np.array([est.estimate, est.ci_low, est.ci_high], dtype=float)
     if not np.isfinite(values).all() or est.ci_high <= est.ci_low:
         return False
+    if est.unit == "procentpunt" and (est.ci_low < -100 or est.ci_high > 100):
+        return False  # wider than a share can move: the data do not bound it (two schools)
+    if est.unit in RATIO_UNITS and est.ci_low > 0 and est.ci_high / est.ci_low > MAX_RATIO_SPAN:
+        return False  # a ratio interval spanning more than four orders of magnitude, likewise
     return not (est.unit in RATIO_UNITS and est.estimate <= 0)
 
 

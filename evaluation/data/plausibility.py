@@ -21,6 +21,8 @@ from evaluation.data.datamodel import TABLES, school_year_of
 DATED = {"care_reports": "report_date", "trajectories": "signal_date",
          "referrals": "referral_date"}
 COLUMNS = ["check", "table", "field", "rows", "detail"]
+MIN_PER_MONTH = 5
+SUMMER = (7, 8)
 
 #: What each check means, for the command line (the report has its own Dutch words).
 CHECKS = {
@@ -86,7 +88,13 @@ def _empty_months(tables: dict[str, pd.DataFrame]) -> list[dict]:
         if months.nunique() < 2:
             continue
         span = pd.period_range(months.min(), months.max(), freq="M")
+        # Only where a month without records is surprising: at least MIN_PER_MONTH records a
+        # month on average (an empty month then has a chance below 1%), and not in the summer
+        # holidays, when schools are closed.
+        if len(months) < MIN_PER_MONTH * len(span):
+            continue
         empty = span.difference(pd.PeriodIndex(months.unique()))
+        empty = empty[~empty.month.isin(SUMMER)]
         if len(empty):
             out.append({"check": "empty_month", "table": name, "field": date, "rows": 0,
                         "detail": [str(m) for m in empty]})

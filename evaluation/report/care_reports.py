@@ -67,10 +67,20 @@ def summary_markdown(a: CareReportAnalysis, es) -> str:
                 f"**{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')}** "
                 "zonder pilot." if n_comp else
                 "Van vergelijkingsscholen zonder pilot zijn in dat jaar geen gegevens.")
+    # Rates resting on fewer reports than the disclosure threshold are not published.
+    few = f"minder dan {rule.min_count} meldingen: niet gepubliceerd"
+    now_text = (f"**{f.number(now_rate)} per 100 leerlingen**" if now["count"].sum()
+                >= rule.min_count else f"te weinig om te publiceren ({few})")
     if pd.isna(before_rate):
         change = (f"Over de schooljaren vóór de start van de pilot zijn geen gegevens, dus een "
-                  f"vergelijking vóór/na is niet te maken. In {year} deden de pilotscholen "
-                  f"**{f.number(now_rate)} zorgmeldingen per 100 leerlingen**.")
+                  f"vergelijking vóór/na is niet te maken. Zorgmeldingen in {year}: "
+                  f"{now_text}.")
+    elif min(base["count"].sum(), now["count"].sum()) < rule.min_count:
+        change = (f"Op de pilotscholen waren er te weinig zorgmeldingen om het aantal per 100 "
+                  f"leerlingen vóór de start en in {year} te publiceren ({few})"
+                  + (f"; voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheids"
+                     f"interval {f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)}"
+                     " minder" if pd.notna(pooled["estimate"]) else "") + ".")
     else:
         change = (
             f"Op de pilotscholen {'daalde' if now_rate < before_rate else 'steeg'} het aantal "

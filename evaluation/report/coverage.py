@@ -58,7 +58,7 @@ def indicator_gap(es: EstimateSet, indicator_id: str) -> str | None:
 def figure_note(es: EstimateSet, indicator_id: str) -> str:
     """Why a figure of the indicator is not shown, as a sentence."""
     gap = indicator_gap(es, indicator_id)
-    if gap and ("aangeleverd" in gap or "ontbreekt" in gap):
+    if gap and gap.startswith(PREFIX):
         return f"Geen figuur: {reason(gap)}."
     return ("Geen figuur: te weinig waarnemingen per groep en periode om te tonen (kleine "
             "aantallen worden niet gepubliceerd).")
@@ -94,15 +94,17 @@ def data_gaps(v: ValidationResult, es: EstimateSet) -> list[str]:
     out = []
     for name, words in TABLE_WORDS.items():
         if name != "enrolments" and not len(v.tables[name]):
-            out.append(f"Er zijn geen {words} aangeleverd"
-                       + ("." if name in v.absent else " (het bestand heeft geen rijen)."))
+            out.append(f"Er zijn geen {words} aangeleverd.")
     for table, field in absent_fields(v.tables):
         if (table, field) in FIELD_WORDS:
             what = FIELD_WORDS[(table, field)]
             out.append(f"In de bron ontbreekt {what}.")
     e = v.tables["enrolments"]
     now = set(e.loc[(e["school_year"] == p.school_year).to_numpy(), "school_id"].astype(str))
+    no_pupils = bool(p.municipality_name) and _unit_pupils(v, es) == 0
     for group, plural in (("pilot", "pilotscholen"), ("comparison", "vergelijkingsscholen")):
+        if group == "pilot" and no_pupils:
+            continue  # said below, for the municipality
         ids = set(es.design.loc[es.design["group"] == group, "school_id"])
         lacking = len(ids - now)
         if lacking == len(ids) and ids:
@@ -110,19 +112,23 @@ def data_gaps(v: ValidationResult, es: EstimateSet) -> list[str]:
         elif lacking:
             out.append(f"Van {lacking} van de {len(ids)} {plural} zijn geen gegevens over "
                        f"schooljaar {p.school_year}.")
-    if p.municipality_name and _unit_pupils(v, es) == 0:
-        how = ("die in de gemeente wonen" if p.analysis.count_by == "residence"
-               else "op de pilotscholen in de gemeente")
-        out.append(f"In schooljaar {p.school_year} staan geen leerlingen {how} in de gegevens.")
+    if no_pupils:
+        how = (f"die in gemeente {p.municipality_name} wonen"
+               if p.analysis.count_by == "residence"
+               else f"van de pilotscholen in gemeente {p.municipality_name}")
+        out.append(f"In de gegevens staan voor schooljaar {p.school_year} geen leerlingen "
+                   f"{how}.")
     years = sorted(set(e["school_year"].dropna().astype(str)) & set(es.years))
-    pilot = es.design[es.design["group"] == "pilot"]
-    starts = pilot.loc[pilot["school_id"].isin(now), "cohort"].dropna()
+    pilot = es.design[(es.design["group"] == "pilot") & es.design["school_id"].isin(now)]
+    first = e.groupby("school_id")["school_year"].min()
+    before = pilot["school_id"].map(first) < pilot["cohort"]
     if len(years) == 1:
         out.append(f"De gegevens beslaan alleen schooljaar {years[0]}: er is geen eerder "
                    "schooljaar om mee te vergelijken.")
-    elif years and len(starts) and years[0] >= starts.min():
-        out.append(f"De gegevens beginnen in schooljaar {years[0]}, toen de pilot al liep: een "
-                   "vergelijking met de situatie vóór de start is niet mogelijk.")
+    elif years and len(pilot) and not before.any():
+        out.append(f"De gegevens beginnen in schooljaar {years[0]}, toen de pilot op elke "
+                   "pilotschool met gegevens al liep: een vergelijking met de situatie vóór de "
+                   "start is niet mogelijk.")
     return out
 
 

@@ -47,7 +47,7 @@ def reasons_table(v: ValidationResult) -> pd.DataFrame | None:
         return None
     return pd.DataFrame({
         "Tabel": r["table"].map(labels.TABLE_NAMES),
-        "Veld": r["field"],
+        "Veld": r["field"].map(labels.field_name),
         "Reden": r["reason"].map(labels.REASONS),
         "Rijen": r["rows"].map(f.integer),
     })
@@ -57,7 +57,7 @@ def missing_table(v: ValidationResult) -> pd.DataFrame:
     m = v.missing()
     return pd.DataFrame({
         "Tabel": m["table"].map(labels.TABLE_NAMES),
-        "Veld (optioneel)": m["field"],
+        "Veld (optioneel)": m["field"].map(labels.field_name),
         "Leeg": m["missing"].map(f.integer),
         "Aandeel leeg": m["share"].map(lambda x: f.percent(x, 1)),
     })
@@ -85,7 +85,7 @@ def plausibility_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     def detail(row: pd.Series) -> str:
         items = row["detail"]
         if row["check"] == "school_without_care_records":
-            items = [names.get(i, i) for i in items]
+            items = [names.get(i, i) for i in items]  # school names are public
         elif row["check"] == "empty_month":
             items = [f"{labels.MONTHS[int(m[5:7]) - 1]} {m[:4]}" for m in items]
         shown = ", ".join(items[:8])
@@ -94,7 +94,8 @@ def plausibility_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame({
         "Tabel": w["table"].map(labels.TABLE_NAMES),
         "Waarschuwing": w["check"].map(CHECKS),
-        "Rijen": w["rows"].map(lambda n: f.integer(n) if n else "–"),
+        "Rijen": [f.integer(n) if n and c != "school_without_care_records" else "–"
+                  for n, c in zip(w["rows"], w["check"], strict=True)],
         "Betreft": [detail(r) for _, r in w.iterrows()],  # a handful of warnings
     })
 
@@ -133,7 +134,7 @@ def import_reasons(data_dir) -> pd.DataFrame | None:
         return None
     return pd.DataFrame([{
         "Tabel": labels.TABLE_NAMES.get(r["table"], r["table"]),
-        "Veld": r["field"],
+        "Veld": labels.field_name(r["field"]),
         "Reden": labels.REASONS.get(r["reason"], r["reason"]),
         "Rijen": f.integer(r["rows"]),
     } for r in reasons])

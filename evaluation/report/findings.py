@@ -148,8 +148,9 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
             "Claim van de pilot": ind.claim_nl,
             "Pilotscholen vóór": value_text(ind, pv.loc["pilot", "before"]),
             f"Pilotscholen {es.params.school_year}": value_text(ind, pv.loc["pilot", "after"]),
-            f"Effect ({level}%-interval)": f"{effect(did['estimate'], did['unit'])} "
-                                           f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
+            f"Effect ({level}%-interval)": "–" if pd.isna(did["estimate"]) else
+            f"{effect(did['estimate'], did['unit'])} "
+            f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
             "Conclusie": verdict(ind, did),
         })
         raw.append({"indicator": ind_id, "n_before": int(pv.loc["pilot", "n_before"]),
@@ -190,17 +191,24 @@ def summary_sentences(es: EstimateSet) -> str:
     did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
     confirmed = [INDICATORS[r["indicator"]] for _, r in did.iterrows()
                  if verdict(INDICATORS[r["indicator"]], r) == "bevestigd"]
+    estimated = int(did["estimate"].notna().sum())
     n_pilot = int((es.design["group"] == "pilot").sum())
     n_comp = int((es.design["group"] == "comparison").sum())
     method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[es.params.analysis.multiple_testing]
     unit = (f"gemeente {es.params.municipality_name}" if es.params.municipality_name
             else f"regio {es.params.region.name}")
-    text = (f"In schooljaar {es.params.school_year} werkten "
+    text = (f"In schooljaar {es.params.school_year} {'werkte' if n_pilot == 1 else 'werkten'} "
             f"{f.count_noun(n_pilot, 'school', 'scholen')} in {unit} volgens de pilot; "
-            f"{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')} werkten (nog) "
-            f"niet zo. Van de {len(did)} hoofdindicatoren tonen er **{len(confirmed)}** een "
-            f"verbetering die standhoudt na correctie voor meervoudig toetsen ({method}).")
-    return text
+            f"{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')} "
+            f"{'werkte' if n_comp == 1 else 'werkten'} (nog) niet zo. ")
+    if estimated == 0:
+        return text + (f"Geen van de {len(did)} hoofdindicatoren kon met vergelijkingsscholen "
+                       "worden vergeleken; hieronder staat per indicator waarom.")
+    of = (f"Van de {len(did)} hoofdindicatoren" if estimated == len(did) else
+          f"Van de {len(did)} hoofdindicatoren konden er {estimated} met vergelijkingsscholen "
+          f"worden vergeleken; daarvan")
+    return text + (f"{of} tonen er **{len(confirmed)}** een verbetering die standhoudt na "
+                   f"correctie voor meervoudig toetsen ({method}).")
 
 
 # --- goals and progress ---------------------------------------------------------------------------
@@ -379,7 +387,8 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
     for ind_id in indicator_ids:
         ind = INDICATORS[ind_id]
         rows = es.table[es.table["indicator"] == ind_id]
-        if rows.empty or rows["estimate"].isna().all():
+        if rows.empty or rows["estimate"].isna().all() and (
+                rows["note"].nunique() <= 1 or not (rows["comparison"] == methods.DID).any()):
             note = (rows["note"].dropna().astype(str).iloc[0]
                     if not rows.empty and rows["note"].notna().any() else "")
             parts.append(f"**{ind.name_nl}** ({note or 'niet geschat: te weinig gegevens'}).")
@@ -392,14 +401,25 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
             continue
         pv = period_values(es, ind_id).set_index("group")
         row = es.get(ind_id, methods.DID)
-        did = (f"Verschil-in-verschillen: {_change_text(ind, row, level)}."
-               if pd.notna(row["estimate"]) else f"Verschil-in-verschillen: {verdict(ind, row)}.")
-        parts.append(
-            f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
-            f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
-            f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
-            f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
-            f"{value_text(ind, pv.loc['comparison', 'after'])}. {did}")
+        if pd.notna(row["estimate"]):
+            parts.append(
+                f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
+                f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
+                f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
+                f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
+                f"{value_text(ind, pv.loc['comparison', 'after'])}. Verschil-in-verschillen: "
+                f"{_change_text(ind, row, level)}.")
+            continue
+        # No comparison with comparison schools: say why, and what the pilot schools show.
+        text = (f"**{ind.name_nl}** (vergelijking met vergelijkingsscholen "
+                f"{verdict(ind, row)}). Op de pilotscholen "
+                f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
+                f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}.")
+        ba = rows[rows["comparison"] == methods.BEFORE_AFTER]
+        if len(ba) and pd.notna(ba["estimate"].iloc[0]):
+            text += (f" Voor/na op de pilotscholen, zonder vergelijking met andere scholen: "
+                     f"{_change_text(ind, ba.iloc[0], level)}.")
+        parts.append(text)
     return "\n\n".join(parts)
 
 
@@ -436,9 +456,18 @@ def method_facts(es: EstimateSet) -> str:
     n_comp = int((es.design["group"] == "comparison").sum())
     cohorts = ", ".join(sorted(es.design["cohort"].dropna().unique()))
     method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[p.analysis.multiple_testing]
+    with_data = pd.concat([d[["school_id", "group"]] for d in es.data.values()]
+                          ).drop_duplicates("school_id") if es.data else pd.DataFrame(
+        columns=["school_id", "group"])
+    d_pilot = int((with_data["group"] == "pilot").sum())
+    d_comp = int((with_data["group"] == "comparison").sum())
+    covered = ("" if (d_pilot, d_comp) == (n_pilot, n_comp) else
+               f" Gegevens waren er van {d_pilot} van de {n_pilot} pilotscholen en {d_comp} van "
+               f"de {n_comp} vergelijkingsscholen.")
     return (
         f"De analyse gebruikt de schooljaren {es.years[0]} tot en met {es.years[-1]}: "
-        f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen. "
+        f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen."
+        f"{covered} "
         f"De {len(PRIMARY)} hoofdindicatoren vormen per vergelijking één familie; hun p-waarden "
         f"zijn gecorrigeerd volgens {method} bij een significantieniveau van "
         f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn gewone "
@@ -464,27 +493,36 @@ def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir) -> pd.DataFrame:
+def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir,
+                          es: EstimateSet | None = None) -> pd.DataFrame:
     """Per primary indicator: the joint test of the pre-period effects (bootstrap p) and the
     breakdown value M̄: how many times the largest pre-period change the bias after the start
-    may be before the conclusion no longer holds."""
+    may be before the conclusion no longer holds. Where the comparison with comparison schools
+    could not be determined (`es`), its reason instead."""
     from evaluation.analysis.robustness import parallel_trends
 
     rows = []
     for ind_id in PRIMARY:
-        label = INDICATORS[ind_id].label_nl
+        ind = INDICATORS[ind_id]
+        none = {"Indicator": ind.label_nl, "Toets vóórperiode (p)": "–", "Breekpunt M̄": "–"}
+        note = str(es.get(ind_id, methods.DID)["note"] or "") if es is not None else ""
+        if note.startswith("niet te bepalen"):
+            rows.append({**none, "Opmerking": note})
+            continue
         try:
             r = parallel_trends(tables, params, params_dir, ind_id)
         except ValueError:
-            rows.append({"Indicator": label, "Toets vóórperiode (p)": "–",
-                         "Breekpunt M̄": "–", "Opmerking": "niet van toepassing (lopende duren)"})
+            rows.append({**none, "Opmerking": "niet van toepassing (lopende duren)"
+                         if ind.kind == "duration" else "niet te bepalen: te weinig gegevens"})
             continue
         p = r["wald_p_bootstrap"]
         rows.append({
-            "Indicator": label,
+            "Indicator": ind.label_nl,
             "Toets vóórperiode (p)": f.p_value(p),
             "Breekpunt M̄": f.number(r["breakdown_mbar"], 1),
-            "Opmerking": ("aanwijzing voor ongelijke trends vóór de start" if p < params.analysis.alpha
+            "Opmerking": ("niet te bepalen: te weinig schooljaren vóór de start" if pd.isna(p)
+                          else "aanwijzing voor ongelijke trends vóór de start"
+                          if p < params.analysis.alpha
                           else "geen aanwijzing voor ongelijke trends"),
         })
     return pd.DataFrame(rows)
