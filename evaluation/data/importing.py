@@ -9,37 +9,8 @@ and writes the accepted rows as a project data set. Every row read ends up eithe
 quarantine file with its reasons; the counts go to `import_report.json`. The goal is one run: every
 problem of every file is found and reported together.
 
-Mapping format (YAML; every scalar is read as text, so codes such as `01` keep their zero)::
-
-    max_unknown_share: 0.05              # optional, see "What stops an import" below
-    tables:                              # one entry per project table supplied
-      enrolments:
-        source: leerlingen.csv           # a file name given on the command line; a list of names
-                                         # appends several files; `file.xlsx#Blad1` picks a sheet;
-                                         # a source may also be {file: ..., sheet: ...,
-                                         # header_row: ..., footer_rows: ...} of its own
-        sheet: Blad1                     # optional, the same as `#Blad1` for every source
-        header_row: 3                    # optional: the line (CSV) or row (Excel) of the column
-                                         # names, 1-based; rows above it (a title) are ignored and
-                                         # counted. Default: the first non-blank one
-        footer_rows: 1                   # optional: non-blank rows at the end to skip (totals)
-        delimiter: ";"                   # optional; by default sniffed from the header line
-        encoding: cp1252                 # optional; by default UTF-8 (with or without BOM),
-                                         # else Windows-1252
-        fields:                          # project field: source column, or a spec:
-          student_id: {column: leerlingnummer, pseudonymise: true}
-          school_id: BRIN                # short for {column: BRIN}
-          school_year: {value: 2014-2015}    # the same value for every row
-          track: {column: onderwijstype, codes: {VMBO-B: vmbo, HAVO: havo}}
-
-Field spec keys: `column` (a source header; matched ignoring case and repeated spaces) or `value`
-(a constant), `codes` (source value -> project value, matched ignoring case), `pseudonymise`
-(true/false). Identifier fields (student_id, report_id, trajectory_id, referral_id,
-respondent_id) are always pseudonymised; `pseudonymise: true` is needed in addition on a column
-that holds citizen service numbers (BSN). Fields the data dictionary marks optional may be left
-out when an export does not have them: they stay empty, and the indicators that need them say
-that they cannot be determined. Never fill them with a constant: it would enter the tables as if
-observed.
+The mapping format (which source column feeds which field, codes, `header_row`, `footer_rows`,
+`max_unknown_share`) is described in `evaluation.data.mapping`.
 
 What stops an import (nothing is written; the error lists every such problem of every file):
 a mapping that does not fit the data model (unknown table or field, a required field not mapped, a
@@ -50,9 +21,9 @@ opmerking, toelichting, notitie, ...) mapped to any field, a column of BSNs mapp
 `pseudonymise: true`, a missing key, and a column whose unknown codes or references cover more
 than `max_unknown_share` (default 5%) of its rows (and at least 3 rows): then the mapping, not
 the rows, is likely wrong, and the error lists the unknown values with their counts. Two
-exceptions keep school data importable: headers that also name an institution (`schoolnaam`, `naam vestiging`) are not
-personal, and `schools.name` may come from a plain `naam` column (a person's `achternaam` or
-`voornaam` is refused there too).
+exceptions keep school data importable: headers that also name an institution (`schoolnaam`,
+`naam vestiging`) are not personal, and `schools.name` may come from a plain `naam` column (a
+person's `achternaam` or `voornaam` is refused there too).
 
 What does not stop it: a value without a code, or a reference to a row that does not exist, below
 that share goes to quarantine with the file, line, column, value and reason; a column of BSNs that

@@ -1,8 +1,41 @@
 """The mapping file of an import: which source column feeds which field of the data model.
 
-See `evaluation.data.importing` for the format. `load_mapping` reads and checks a mapping against
-the data model (`evaluation.data.datamodel`) and lists every problem at once, so that a user fixes
-the mapping in one go; `is_personal_header` decides which headers name personal data.
+`load_mapping` reads and checks a mapping against the data model (`evaluation.data.datamodel`) and
+lists every problem at once, so that a user fixes the mapping in one go; `is_personal_header`
+decides which headers name personal data. What the import does with it, and what stops it:
+`evaluation.data.importing`.
+
+Mapping format (YAML; every scalar is read as text, so codes such as `01` keep their zero)::
+
+    max_unknown_share: 0.05              # optional, see evaluation.data.importing
+    tables:                              # one entry per project table supplied
+      enrolments:
+        source: leerlingen.csv           # a file name given on the command line; a list of names
+                                         # appends several files; `file.xlsx#Blad1` picks a sheet;
+                                         # a source may also be {file: ..., sheet: ...,
+                                         # header_row: ..., footer_rows: ...} of its own
+        sheet: Blad1                     # optional, the same as `#Blad1` for every source
+        header_row: 3                    # optional: the line (CSV) or row (Excel) of the column
+                                         # names, 1-based; rows above it (a title) are ignored and
+                                         # counted. Default: the first non-blank one
+        footer_rows: 1                   # optional: non-blank rows at the end to skip (totals)
+        delimiter: ";"                   # optional; by default sniffed from the header line
+        encoding: cp1252                 # optional; by default UTF-8 (with or without BOM),
+                                         # else Windows-1252
+        fields:                          # project field: source column, or a spec:
+          student_id: {column: leerlingnummer, pseudonymise: true}
+          school_id: BRIN                # short for {column: BRIN}
+          school_year: {value: 2014-2015}    # the same value for every row
+          track: {column: onderwijstype, codes: {VMBO-B: vmbo, HAVO: havo}}
+
+Field spec keys: `column` (a source header; matched ignoring case and repeated spaces) or `value`
+(a constant), `codes` (source value -> project value, matched ignoring case), `pseudonymise`
+(true/false). Identifier fields (student_id, report_id, trajectory_id, referral_id,
+respondent_id) are always pseudonymised; `pseudonymise: true` is needed in addition on a column
+that holds citizen service numbers (BSN). Fields the data dictionary marks optional may be left
+out when an export does not have them: they stay empty, and the indicators that need them say
+that they cannot be determined. Never fill them with a constant: it would enter the tables as if
+observed.
 """
 
 from __future__ import annotations
