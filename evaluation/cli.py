@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("sources", type=Path, nargs="+", metavar="SOURCE", help="export files")
     imp.add_argument("--mapping", type=Path, required=True, help="mapping YAML file")
     imp.add_argument("--out", type=Path, required=True, help="folder for the project's tables")
+    imp.add_argument("--max-unknown-share", type=float, metavar="SHARE",
+                     help="stop when more than this share of a column's rows has a code or "
+                          "reference that is unknown (default: max_unknown_share in the mapping, "
+                          "else 0.05); below it such rows go to quarantine")
 
     ren = sub.add_parser(
         "render", help="render whitepapers: one (--region, --school-year) or all (--all)",
@@ -266,6 +270,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems.to_csv(args.problems_csv, index=False)
     print()
     print(result.summary().to_string(index=False))
+    if result.absent:
+        print(f"\nnot supplied (read as empty): {', '.join(result.absent)}")
     if result.ok:
         print("\nall rows valid")
         return 0
@@ -500,7 +506,7 @@ def cmd_context(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from evaluation.data.importing import import_command
 
-    return import_command(args.sources, args.mapping, args.out)
+    return import_command(args.sources, args.mapping, args.out, args.max_unknown_share)
 
 
 COMMANDS = {"audit": cmd_audit, "context": cmd_context, "import": cmd_import, "data": cmd_data, "validate": cmd_validate, "params": cmd_params, "render": cmd_render,

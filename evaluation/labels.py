@@ -31,7 +31,32 @@ REASONS = {
     "date_order": "datum ligt vóór een datum die eraan vooraf moet gaan",
     "unknown_reference": "verwijst naar een onbekende of afgekeurde rij",
     "field_count": "rij heeft meer of minder velden dan de kop",
+    "unknown_code": "code staat niet in de mapping van de import",
 }
+
+#: Fields of the data model as a reader names them (the data-quality annex shows no code names).
+FIELD_NAMES = {
+    "school_id": "school", "name": "naam", "municipality_code": "gemeente", "region": "regio",
+    "student_id": "leerling", "school_year": "schooljaar",
+    "residence_municipality_code": "woongemeente", "grade": "leerjaar", "track": "onderwijstype",
+    "indication": "indicatie extra ondersteuning", "report_id": "melding",
+    "report_date": "datum melding", "channel": "melder", "trajectory_id": "traject",
+    "signal_date": "datum signaal", "first_intake_date": "datum eerste intake",
+    "n_intakes": "aantal intakes", "start_date": "startdatum hulp", "end_date": "einddatum hulp",
+    "route": "zorgroute", "level": "zorgniveau", "indication_free": "indicatievrij",
+    "school_informed": "school geïnformeerd", "referral_id": "verwijzing",
+    "referral_date": "datum verwijzing", "referrer": "verwijzer",
+    "destination_level": "zorgniveau verwijzing",
+    "first_parent_contact_date": "eerste contact met ouders", "consent_date": "datum toestemming",
+    "parents_at_first_meeting": "ouders bij eerste gesprek", "respondent_id": "respondent",
+    "respondent_role": "rol respondent", "item": "vraag", "value": "antwoord", "_row": "hele rij",
+}
+
+
+def field_name(field: str) -> str:
+    """A field (or a key of several, joined by +) in the reader's words."""
+    return " + ".join(FIELD_NAMES.get(f, f) for f in str(field).split("+"))
+
 
 MONTH = "Maand"
 SCHOOL_YEAR = "Schooljaar"

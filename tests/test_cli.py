@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,27 @@ def test_render_needs_a_report_or_all(capsys):
 def test_render_national_refuses_a_region(capsys):
     assert main(["render", "--national", "--region", "lekstroom"]) == 2
     assert "render --national makes the overview of all regions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "synthetic", "--out", "x"], ["data", "truth"],
+    ["params", "--region", "lekstroom", "--school-year", "2014-2015"],
+    ["estimates", "--region", "lekstroom", "--school-year", "2014-2015"],
+    ["robustness", "--region", "lekstroom", "--school-year", "2014-2015"],
+    ["render", "--region", "lekstroom", "--school-year", "2014-2015"], ["audit", "out"]])
+def test_every_command_that_reads_params_takes_set(argv):
+    from evaluation.cli import build_parser
+
+    args = build_parser().parse_args([*argv, "--set", "disclosure.min_count=20"])
+    assert args.overrides == ["disclosure.min_count=20"]
+
+
+@pytest.mark.parametrize("argv", [["validate", "x"], ["import", "a.csv", "--mapping", "m.yml",
+                                                      "--out", "o"]])
+def test_commands_without_params_refuse_set_as_the_readme_says(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--set", "disclosure.min_count=20"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --set" in capsys.readouterr().err
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "`validate`, `import`, `did` and `context` read no parameters" in readme

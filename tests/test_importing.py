@@ -77,9 +77,14 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def write_mapping(folder: Path, tables: dict) -> Path:
+    return write_mapping_with(folder, tables)
+
+
+def write_mapping_with(folder: Path, tables: dict, **top: object) -> Path:
+    """A mapping file with top-level keys besides `tables` (max_unknown_share)."""
     path = folder / "mapping.yml"
-    path.write_text(yaml.safe_dump({"tables": tables}, allow_unicode=True, sort_keys=False),
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump({**top, "tables": tables}, allow_unicode=True,
+                                   sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -186,7 +191,7 @@ def test_decimal_commas(tmp_path):
     result = run_enrolments(tmp_path, csv_text([ENROL_HEADER, *rows], ";"))
     assert result.tables["enrolments"]["grade"].tolist() == [3, 4]
     q = result.quarantine["enrolments"]
-    assert q["grade"].tolist() == ["2,5"] and q["_reasons"].tolist() == ["grade: not_integer"]
+    assert q["grade"].tolist() == ["2,5"] and q["_codes"].tolist() == ["grade: not_integer"]
 
 
 def care_files(folder: Path, dates: list[str]) -> tuple[list[Path], dict]:
@@ -218,7 +223,7 @@ def test_unreadable_dates_are_quarantined_not_crashed(tmp_path):
     assert len(result.tables["care_reports"]) == 1
     q = result.quarantine["care_reports"]
     assert q["report_date"].tolist() == dates[:5]  # the source values as given
-    assert (q["_reasons"] == "report_date: bad_date").all()
+    assert (q["_codes"] == "report_date: bad_date").all()
     assert q["_row"].tolist() == [2, 3, 4, 5, 6]
 
 
@@ -289,7 +294,7 @@ def test_parquet(tmp_path):
     c = result.tables["care_reports"]
     assert c["report_date"].dt.strftime("%Y-%m-%d").tolist() == ["2014-10-06", "2015-02-03"]
     q = result.quarantine["care_reports"]
-    assert q["_row"].tolist() == [3] and q["_reasons"].tolist() == ["report_date: missing_required"]
+    assert q["_row"].tolist() == [3] and q["_codes"].tolist() == ["report_date: missing_required"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,12 +303,19 @@ def test_parquet(tmp_path):
 
 def test_unmapped_required_field(tmp_path):
     with pytest.raises(ImportDataError) as exc:
-        run_enrolments(tmp_path, csv_text([ENROL_HEADER, *enrol_rows()]), grade=None)
-    assert "tables.enrolments: required field 'grade' is not mapped (source leerlingen.csv)" \
-        in str(exc.value)
+        run_enrolments(tmp_path, csv_text([ENROL_HEADER, *enrol_rows()]), school_year=None)
+    assert ("tables.enrolments: required field 'school_year' is not mapped (source "
+            "leerlingen.csv)") in str(exc.value)
 
 
-def test_unknown_code_names_file_column_and_five_examples(tmp_path):
+def test_an_optional_field_the_export_lacks_may_stay_unmapped(tmp_path):
+    result = run_enrolments(tmp_path, csv_text([ENROL_HEADER, *enrol_rows()]), grade=None,
+                            indication=None)
+    e = result.tables["enrolments"]
+    assert len(e) == 4 and e["grade"].isna().all() and e["indication"].isna().all()
+
+
+def test_many_unknown_codes_stop_the_import_listing_every_value_with_its_count(tmp_path):
     rows = enrol_rows(10)
     for i, code in enumerate(["MAVO", "VMBO-T", "LWOO", "ISK", "VSO", "Atheneum", "MAVO"]):
         rows[i][5] = code
@@ -311,8 +323,51 @@ def test_unknown_code_names_file_column_and_five_examples(tmp_path):
         run_enrolments(tmp_path, csv_text([ENROL_HEADER, *rows]))
     message = str(exc.value)
     assert message.startswith("leerlingen.csv: column 'onderwijstype' (for enrolments.track)")
-    assert "in 7 row(s)" in message
-    assert "'MAVO', 'VMBO-T', 'LWOO', 'ISK', 'VSO';" in message and "Atheneum" not in message
+    assert "7 of 10 rows (70%) are unknown, more than the 5% (max_unknown_share)" in message
+    assert ("'MAVO' (2), 'VMBO-T' (1), 'LWOO' (1), 'ISK' (1), 'VSO' (1), 'Atheneum' (1)"
+            in message)
+
+
+def test_a_few_unknown_codes_are_quarantined_row_by_row(tmp_path):
+    rows = enrol_rows(40)
+    rows[5][5] = "LWOO"      # line 7: an unknown track
+    rows[9][1] = "S7"        # line 11: a school that is not in the schools file
+    result = run_enrolments(tmp_path, csv_text([ENROL_HEADER, *rows]))
+    check_counts(result)
+    q = result.quarantine["enrolments"].set_index("_row")
+    assert q["_codes"].to_dict() == {7: "track: unknown_code", 11: "school_id: unknown_reference"}
+    assert q.loc[7, "_reasons"] == "onderwijstype 'LWOO' staat niet onder codes in de mapping"
+    assert q.loc[7, "track"] == "LWOO" and q.loc[7, "_file"] == "leerlingen.csv"
+    assert len(result.tables["enrolments"]) == 38
+    reasons = {(r["field"], r["reason"]): r["rows"] for r in result.report["reasons"]}
+    assert reasons == {("track", "unknown_code"): 1, ("school_id", "unknown_reference"): 1}
+
+
+def test_the_share_that_stops_an_import_is_a_parameter(tmp_path):
+    rows = enrol_rows(30)
+    for r in rows[:3]:
+        r[5] = "LWOO"  # 10% of the rows
+    with pytest.raises(ImportDataError, match="3 of 30 rows"):
+        run_enrolments(tmp_path, csv_text([ENROL_HEADER, *rows]))
+    src = write(tmp_path / "leerlingen.csv", csv_text([ENROL_HEADER, *rows]))
+    result = import_data([schools_file(tmp_path), src], write_mapping_with(
+        tmp_path, {"schools": SCHOOLS_MAP, "enrolments": enrol_map()}, max_unknown_share="20%"))
+    assert result.report["tables"]["enrolments"]["quarantined"] == 3
+    # The command line's --max-unknown-share wins over the mapping's.
+    with pytest.raises(ImportDataError, match="more than the 5%"):
+        import_data([schools_file(tmp_path), src], tmp_path / "mapping.yml",
+                    max_unknown_share=0.05)
+
+
+def test_many_unknown_references_stop_the_import(tmp_path):
+    rows = enrol_rows(10)
+    for r in rows[:4]:
+        r[1] = "X1"
+    with pytest.raises(ImportDataError) as exc:
+        run_enrolments(tmp_path, csv_text([ENROL_HEADER, *rows]))
+    assert ("column 'BRIN' (for enrolments.school_id) refers to values that table schools does "
+            "not hold: 4 of 10 rows (40%) are unknown") in str(exc.value)
+    assert "'X1' (4)" in str(exc.value)
 
 
 def test_mapping_to_a_field_not_in_the_data_model(tmp_path):
@@ -371,11 +426,11 @@ def test_headers_match_ignoring_case_and_spaces(tmp_path):
 def test_mapping_error_writes_nothing(tmp_path, capsys):
     src = write(tmp_path / "leerlingen.csv", csv_text([ENROL_HEADER, *enrol_rows()]))
     mapping = write_mapping(tmp_path, {"schools": SCHOOLS_MAP,
-                                       "enrolments": enrol_map(grade=None)})
+                                       "enrolments": enrol_map(school_year=None)})
     out = tmp_path / "out"
     code = import_command([schools_file(tmp_path), src], mapping, out)
     assert code == 2 and not out.exists()
-    assert "required field 'grade' is not mapped" in capsys.readouterr().err
+    assert "required field 'school_year' is not mapped" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,13 +458,24 @@ def test_bad_rows_are_quarantined_with_reasons_and_lines(tmp_path):
     assert e["school_year"].tolist() == ["2014-2015"] * 3
     q = result.quarantine["enrolments"].set_index("_row")
     assert q.index.tolist() == [3, 7, 8, 9, 10, 12]
-    assert q["_reasons"].to_dict() == {
+    assert q["_codes"].to_dict() == {
         3: "grade: out_of_range",
         7: "school_id: unknown_reference",
         8: "school_year: bad_school_year",
         9: "student_id+school_year: duplicate_key",
         10: "_row: field_count",
         12: "school_id: missing_required",
+    }
+    # The same reasons in plain words, in the export's own column names and values; an
+    # identifier's value is never shown.
+    assert q["_reasons"].to_dict() == {
+        3: "leerjaar 9 ligt buiten 1 tot en met 6",
+        7: "BRIN 'S9' verwijst naar een school die er niet is (of die zelf in quarantaine staat)",
+        8: "schooljaar '2014-2016' is geen schooljaar (schrijf 2014-2015: twee opeenvolgende "
+           "jaren)",
+        9: "leerlingnummer en schooljaar komt al eerder voor (de eerste rij is overgenomen)",
+        10: "rij heeft meer of minder velden dan de kop",
+        12: "BRIN: verplichte waarde ontbreekt",
     }
     assert (q["_file"] == "leerlingen.csv").all()
     # Source values as given, except identifiers, which are pseudonymised there too.
@@ -511,14 +577,15 @@ def test_example_exports(tmp_path, capsys):
     assert import_command(sources, EXAMPLES / "mapping.yml", out) == 1
     report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
     counts = {n: (t["read"], t["accepted"], t["quarantined"]) for n, t in report["tables"].items()}
-    assert counts == {"schools": (3, 3, 0), "enrolments": (8, 7, 1), "care_reports": (5, 4, 1),
-                      "trajectories": (3, 3, 0), "referrals": (4, 3, 1),
-                      "parent_involvement": (0, 0, 0), "survey_responses": (0, 0, 0)}
+    assert counts == {"schools": (3, 3, 0), "enrolments": (423, 420, 3),
+                      "care_reports": (19, 19, 0), "trajectories": (35, 34, 1),
+                      "referrals": (23, 23, 0), "parent_involvement": (0, 0, 0),
+                      "survey_responses": (0, 0, 0)}
     assert validate_dir(out).ok
     ignored = {i["file"]: i["columns"] for i in report["ignored_columns"]}
-    assert ignored["leerlingen.csv"] == ["roepnaam", "achternaam", "postcode", "opmerking"]
+    assert ignored["leerlingen.csv"] == ["roepnaam", "achternaam", "kenmerk", "opmerking"]
     written = all_output_bytes(out)
-    for value in (b"Leerling A", b"Voorbeeld", b"0000 AA", b"100103", b"T-01", b"V-0001"):
+    for value in (b"Leerling 100101", b"Voorbeeld", b"100103", b"T-001", b"V-0001", b"M0001"):
         assert value not in written
 
 
@@ -544,18 +611,33 @@ def valid_bsns(n: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("where", ["mapped", "unmapped", "mapped_as_code"])
-def test_bsn_column_refused_whatever_its_header(tmp_path, where):
+def test_unmapped_bsn_column_is_left_out_with_a_warning_not_refused(tmp_path, capsys):
+    bsns = valid_bsns(6)
+    header = [*ENROL_HEADER, "kenmerk"]  # an extra column under an innocent header
+    rows = [[*r, b] for r, b in zip(enrol_rows(6), bsns, strict=True)]
+    src = write(tmp_path / "leerlingen.csv", csv_text([header, *rows]))
+    mapping = write_mapping(tmp_path, {"schools": SCHOOLS_MAP, "enrolments": enrol_map()})
+    out = tmp_path / "out"
+    assert import_command([schools_file(tmp_path), src], mapping, out) == 0
+    printed = capsys.readouterr().out
+    assert ("leerlingen.csv: column 'kenmerk' holds citizen service numbers (BSN); not imported"
+            in printed)
+    report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+    assert {"kind": "bsn_column_not_imported", "file": "leerlingen.csv",
+            "column": "kenmerk"} in report["warnings"]
+    written = all_output_bytes(out)
+    assert not any(b.encode() in written for b in bsns) and len(
+        pd.read_csv(out / "enrolments.csv")) == 6
+
+
+@pytest.mark.parametrize("where", ["mapped", "mapped_as_code"])
+def test_bsn_column_mapped_without_pseudonymise_is_refused(tmp_path, where):
     bsns = valid_bsns(6)
     rows = enrol_rows(6)
     if where == "mapped":  # the pupil number column holds BSNs
         for r, b in zip(rows, bsns, strict=True):
             r[0] = b
         header, changes = ENROL_HEADER, {}
-    elif where == "unmapped":  # an extra column, named anything
-        header = [*ENROL_HEADER, "kenmerk"]
-        rows = [[*r, b] for r, b in zip(rows, bsns, strict=True)]
-        changes = {}
     else:
         header = [*ENROL_HEADER, "x"]
         rows = [[*r, b] for r, b in zip(rows, bsns, strict=True)]
@@ -710,7 +792,7 @@ def test_huge_cells_and_odd_unicode(tmp_path):
     result = run_enrolments(tmp_path, csv_text([header, *body], ";"))
     check_counts(result)
     assert len(result.tables["enrolments"]) == 3
-    assert result.quarantine["enrolments"]["_reasons"].tolist() == ["grade: not_integer"]
+    assert result.quarantine["enrolments"]["_codes"].tolist() == ["grade: not_integer"]
 
 
 cell = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
@@ -788,7 +870,7 @@ def test_ragged_rows_random_cells_and_line_numbers(rows, sep):
     # every record with a number of fields other than the header's is quarantined as such.
     starts = record_starts(rows)
     assert set(q["_row"]) <= set(starts)
-    reasons = dict(zip(q["_row"], q["_reasons"], strict=True))
+    reasons = dict(zip(q["_row"], q["_codes"], strict=True))
     for line, r in zip(starts, rows, strict=True):
         if len(r) != len(ENROL_HEADER) and any(c.strip() for c in r):
             assert reasons[line] == "_row: field_count"
@@ -836,12 +918,13 @@ def test_random_strings_in_date_and_number_columns(dates, values):
             assert pid in quarantined
 
     q = result.quarantine["enrolments"]
-    reasons = dict(zip(q["_row"], q["_reasons"], strict=True))
+    reasons = dict(zip(q["_row"], q["_codes"], strict=True))
     grade = iter(result.tables["enrolments"]["grade"])
     for line, (text, expected) in zip(record_starts(pupils), values, strict=True):
         if expected is not None:
             assert line not in reasons and next(grade) == expected, text
         elif line in reasons:
             assert reasons[line].startswith("grade: "), (text, reasons[line])
-        else:
-            assert 1 <= next(grade) <= 6, text
+        else:  # accepted: an empty cell (grade is optional) or a grade read from the text
+            value = next(grade)
+            assert (pd.isna(value) and text.strip() == "") or 1 <= value <= 6, text

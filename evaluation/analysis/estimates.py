@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from evaluation.analysis import comparisons, methods
+from evaluation.analysis import comparisons, feasibility, methods
 from evaluation.analysis.design import analysis_years, school_design
 from evaluation.analysis.indicators import analysis_frame
 from evaluation.analysis.statistics import Estimate
@@ -30,6 +30,7 @@ MIN_CLUSTERS = 2
 TOO_FEW = "niet geschat: te weinig scholen of waarnemingen"
 POWER = 0.8
 RATIO_UNITS = ("rate ratio", "hazard ratio")
+MAX_RATIO_SPAN = 1e4
 
 
 @dataclass
@@ -86,15 +87,20 @@ def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
 
 
 def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
-             params: Params) -> Estimate | None:
-    """Run one comparison; where the unit is too small to estimate it (a municipality with one
-    school, a handful of records), record why instead of failing the whole report. An estimate
-    resting on fewer records than the disclosure threshold is withheld as well."""
+             params: Params, gap: str | None = None) -> Estimate | None:
+    """Run one comparison; where the data cannot carry it (a table or field the source lacks:
+    `gap`; no comparison schools, no year before the start: `feasibility.design_gap`) or the unit
+    is too small (a municipality with one school, a handful of records), record why instead of
+    failing the whole report. An estimate resting on fewer records than the disclosure threshold
+    is withheld as well."""
     pilot = data[data["group"] == "pilot"]
     n_records = int(pilot["count"].sum()) if ind.kind == "rate" else len(pilot)
     missing = Estimate(ind.id, comparison, "", methods.UNITS.get(ind.kind, ""), np.nan,
                        np.nan, np.nan, np.nan, n=n_records,
                        n_clusters=int(pilot["school_id"].nunique()), note=TOO_FEW)
+    note = gap or feasibility.design_gap(ind, comparison, data, params.school_year)
+    if note:
+        return replace(missing, note=note)
     if n_records < params.disclosure.min_count or pilot["school_id"].nunique() < 1:
         return missing
     if comparison in (methods.DID, methods.EVENT_STUDY) and "group" in data:
@@ -107,6 +113,8 @@ def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
             est = compute()
     except (ZeroDivisionError, ValueError, np.linalg.LinAlgError):
         return missing
+    if est is None and not (ind.kind == "duration" and bool((data["event"] == 0).any())):
+        return missing  # the event study needs every school in every year
     if est is not None and (est.n_clusters or 0) < MIN_CLUSTERS:
         return missing
     if est is not None and not _credible(est):
@@ -120,6 +128,10 @@ def _credible(est: Estimate) -> bool:
     values = np.array([est.estimate, est.ci_low, est.ci_high], dtype=float)
     if not np.isfinite(values).all() or est.ci_high <= est.ci_low:
         return False
+    if est.unit == "procentpunt" and (est.ci_low < -100 or est.ci_high > 100):
+        return False  # wider than a share can move: the data do not bound it (two schools)
+    if est.unit in RATIO_UNITS and est.ci_low > 0 and est.ci_high / est.ci_low > MAX_RATIO_SPAN:
+        return False  # a ratio interval spanning more than four orders of magnitude, likewise
     return not (est.unit in RATIO_UNITS and est.estimate <= 0)
 
 
@@ -127,6 +139,7 @@ def _records(ind: Indicator, data: pd.DataFrame, params: Params,
              tables: dict[str, pd.DataFrame], design: pd.DataFrame,
              years: list[str]) -> list[Estimate]:
     """The comparisons `methods` gives the indicator, each guarded."""
+    gap = feasibility.source_gap(ind.id, tables)
     compute = {
         methods.BEFORE_AFTER: lambda: comparisons.before_after(ind, data, params),
         methods.DID: lambda: comparisons.difference_in_differences(ind, data, params),
@@ -134,7 +147,7 @@ def _records(ind: Indicator, data: pd.DataFrame, params: Params,
         methods.ITS: lambda: _its(ind, tables, design, params, years),
         methods.INDICATION_FREE: lambda: _indication_free(ind, data, params),
     }
-    out = [_guarded(compute[c], ind, c, data, params)
+    out = [_guarded(compute[c], ind, c, data, params, gap)
            for c in methods.comparisons_of(ind.id, ind.kind)]
     return [e for e in out if e is not None]
 

@@ -163,9 +163,11 @@ def analysis_frame(indicator_id: str, tables: dict[str, pd.DataFrame]) -> pd.Dat
         t = t.assign(days=_days(t["end_date"].fillna(end), t["start_date"]),
                      event=ended.astype("int64"))
         cols = [*base, "days", "event"]
+        ok = t["days"].notna()
         if indicator_id == "indication_free_days":
             cols += ["indication_free", "level"]
-        return _keep(t, t["days"].notna(), cols)
+            ok &= t["indication_free"].notna() & t["level"].notna()  # optional fields
+        return _keep(t, ok, cols)
     if indicator_id == "double_intake_share":
         t = t.assign(success=t["n_intakes"] > 1)
         return _keep(t, t["n_intakes"].notna(), [*base, "success"])

@@ -50,6 +50,9 @@ def rate_ratio_per_unit(panel: pd.DataFrame, unit: str, alpha: float = 0.05) -> 
     """Before/after rate ratio per unit. `panel` has unit, post (bool), count and exposure."""
     agg = (panel.groupby([unit, "post"], observed=True)[["count", "exposure"]].sum()
            .unstack("post"))
+    # A unit needs both periods (thin data may lack the years before the start).
+    agg = agg.reindex(columns=pd.MultiIndex.from_product([["count", "exposure"], [False, True]]))
+    agg = agg.dropna()
     rows = []
     for key, r in agg.iterrows():  # one row per school: tens, not pupils
         ratio, low, high, p = rate_ratio_two_periods(
@@ -60,4 +63,6 @@ def rate_ratio_per_unit(panel: pd.DataFrame, unit: str, alpha: float = 0.05) -> 
                      "count_after": int(r[("count", True)]),
                      "exposure_after": float(r[("exposure", True)]),
                      "rate_ratio": ratio, "ci_low": low, "ci_high": high, "p_value": p})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[unit, "count_before", "exposure_before", "count_after",
+                                       "exposure_after", "rate_ratio", "ci_low", "ci_high",
+                                       "p_value"])

@@ -26,7 +26,11 @@ SCHOOL_YEAR = r"\d{4}-\d{4}"
 
 @dataclass(frozen=True)
 class Field:
-    """One column: its kind decides how it is parsed; the rest how it is checked."""
+    """One column: its kind decides how it is parsed; the rest how it is checked.
+
+    `required=False`: the value may be empty, and a source may lack the field altogether (many
+    exports do not have it); it stays empty then, never guessed, and the indicators that need it
+    say that they cannot be determined (`evaluation.analysis.feasibility`)."""
 
     name: str
     kind: Kind
@@ -114,9 +118,11 @@ ENROLMENTS = Table(
               pattern=SCHOOL_YEAR),
         Field("residence_municipality_code", "code", "CBS code of the municipality of residence.",
               pattern=MUNICIPALITY_CODE),
-        Field("grade", "int", "Year of secondary school (leerjaar), 1 to 6.", minimum=1, maximum=6),
-        Field("track", "category", "Educational track.", allowed=TRACKS),
-        Field("indication", "bool", "Pupil has an indication for extra support (true/false)."),
+        Field("grade", "int", "Year of secondary school (leerjaar), 1 to 6.", required=False,
+              minimum=1, maximum=6),
+        Field("track", "category", "Educational track.", required=False, allowed=TRACKS),
+        Field("indication", "bool", "Pupil has an indication for extra support (true/false).",
+              required=False),
     ),
     key=("student_id", "school_year"),
     foreign_keys=(ForeignKey(("school_id",), "schools", ("school_id",)),),
@@ -151,9 +157,10 @@ TRAJECTORIES = Table(
         Field("start_date", "date", "Date the help started."),
         Field("end_date", "date", "Date the help ended; empty while ongoing.", required=False),
         Field("route", "category", "Care route: kernteam in school or the regular route.",
-              allowed=ROUTES),
-        Field("level", "category", "Level of care.", allowed=LEVELS),
-        Field("indication_free", "bool", "Help without a formal indication (true/false)."),
+              required=False, allowed=ROUTES),
+        Field("level", "category", "Level of care.", required=False, allowed=LEVELS),
+        Field("indication_free", "bool", "Help without a formal indication (true/false).",
+              required=False),
         Field("school_informed", "bool", "School informed of the outcome (true/false).",
               required=False),
     ),

@@ -1,6 +1,11 @@
-"""Exports as they arrive: CSV (any delimiter, UTF-8 or Windows-1252), Excel sheets and Parquet
-files read as text, and the conversions of Dutch dates, decimal commas, school years and codes to
-the text the validator expects (all vectorised)."""
+"""Reading exports as text and converting their values to what the validator expects.
+
+CSV (any common delimiter and encoding), Excel workbooks and Parquet files are read cell by cell
+as text (`read_source`), with each record's line or row number kept for the quarantine; the
+conversions (`convert_field`) turn Dutch dates, decimal commas, school years and municipality
+numbers into the project's forms, vectorised. Values that cannot be converted stay as given, so
+that validation quarantines them with a reason.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -16,16 +21,13 @@ import numpy as np
 import pandas as pd
 
 from evaluation.data.datamodel import MUNICIPALITY_CODE, Field
-from evaluation.data.mapping import ImportDataError
+from evaluation.data.mapping import ImportDataError, normal_header
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 FIELD_SIZE_LIMIT = 2**30
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading sources as text
+PREVIEW_ROWS = 30
 
 
 @dataclass
@@ -40,6 +42,21 @@ class SourceTable:
     shape_ok: np.ndarray
     blank: int
     sha256: str
+    header_line: int = 1      # line (CSV) or row (Excel) of the header
+    above: int = 0            # non-blank rows above the header (a title), ignored
+    footer: int = 0           # non-blank rows at the end skipped as the mapping says (totals)
+    # The first records (line, cells normalised) to find the header in when a mapped column is
+    # missing; never written anywhere.
+    preview: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def header_line_with(self, columns: Iterable[str]) -> int | None:
+        """The line of the first previewed record that holds every one of `columns` (headers
+        normalised), if it is not the header: where `header_row` should point."""
+        wanted = {normal_header(c) for c in columns}
+        for line, cells in self.preview:
+            if line != self.header_line and wanted <= set(cells):
+                return line
+        return None
 
 
 def _grid(rows: list[Sequence[object]], fill: object) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +131,45 @@ def _as_text(s: pd.Series) -> pd.Series:
     return s.astype("string")
 
 
+def _locate(label: str, lines: np.ndarray, nonblank: np.ndarray, header_row: int | None,
+            footer_rows: int, unit: str) -> tuple[int, int, np.ndarray, int]:
+    """Where the records are: the index of the header record (the first non-blank one, or the one
+    on line `header_row`), the non-blank records above it (a title, ignored), and the body's
+    non-blank mask with the last `footer_rows` non-blank records (totals) taken out."""
+    if header_row is None:
+        first = int(np.argmax(nonblank))
+    else:
+        at = np.flatnonzero(lines == header_row)
+        if len(at) == 0:
+            last = int(lines.max()) if len(lines) else 0
+            raise ImportDataError(f"{label}: header_row {header_row}, but the {unit}s run from 1 "
+                                  f"to {last}" if header_row > last else
+                                  f"{label}: header_row {header_row} is inside a quoted value "
+                                  "that spans lines; give the line where the header starts")
+        first = int(at[0])
+        if not nonblank[first]:
+            raise ImportDataError(f"{label}: header_row {header_row} is a blank {unit}; give the "
+                                  f"{unit} that holds the column names")
+    above = int(nonblank[:first].sum())
+    body = nonblank[first + 1:].copy()
+    if footer_rows:
+        kept = np.flatnonzero(body)
+        if footer_rows > len(kept):
+            raise ImportDataError(f"{label}: footer_rows {footer_rows}, but there are only "
+                                  f"{len(kept)} {unit}s below the header")
+        body[kept[len(kept) - footer_rows:]] = False
+    return first, above, body, footer_rows
+
+
+def _preview(cells: Sequence[Sequence[object]], lines: np.ndarray,
+             nonblank: np.ndarray) -> list[tuple[int, list[str]]]:
+    picked = np.flatnonzero(nonblank)[:PREVIEW_ROWS]
+    return [(int(lines[i]), [normal_header(c) for c in _header(cells[i]) if c]) for i in picked]
+
+
 def _finish(label: str, header: list[str], text: pd.DataFrame, rows: np.ndarray,
-            shape_ok: np.ndarray, nonblank: np.ndarray, sha256: str) -> SourceTable:
+            shape_ok: np.ndarray, nonblank: np.ndarray, sha256: str,
+            blank: int | None = None) -> SourceTable:
     """Empty cells to NA, blank records out (counted), columns positional."""
     text = text.astype("string")
     text.columns = range(len(text.columns))
@@ -123,11 +177,11 @@ def _finish(label: str, header: list[str], text: pd.DataFrame, rows: np.ndarray,
         text = text.mask(text.apply(lambda c: c.str.strip()).fillna("") == "")
     keep = text[nonblank].reset_index(drop=True)
     return SourceTable(label, header, keep, rows[nonblank], shape_ok[nonblank],
-                       int((~nonblank).sum()), sha256)
+                       int((~nonblank).sum()) if blank is None else blank, sha256)
 
 
 def _read_csv(data: bytes, label: str, delimiter: str | None, encoding: str | None,
-              sha256: str) -> SourceTable:
+              sha256: str, header_row: int | None = None, footer_rows: int = 0) -> SourceTable:
     text = _decode(data, label, encoding)
     if "\x00" in text:
         raise ImportDataError(f"{label}: contains NUL bytes, so it is no text file (is it a "
@@ -160,19 +214,22 @@ def _read_csv(data: bytes, label: str, delimiter: str | None, encoding: str | No
                            minlength=n) > 0
     if not nonblank.any():
         raise ImportDataError(f"{label}: the file is empty (no header line)")
-    first = int(np.argmax(nonblank))
+    first, above, kept, footer = _locate(label, starts, nonblank, header_row, footer_rows, "line")
     header = _header(records[first])
     width = len(header)
     body = slice(first + 1, None)
     cells = pd.DataFrame(grid[body, :width], dtype=object)
     if cells.shape[1] < width:
         cells = cells.reindex(columns=range(width), fill_value="")
-    return _finish(label, header, cells, starts[body], lens[body] == width, nonblank[body],
-                   sha256)
+    out = _finish(label, header, cells, starts[body], lens[body] == width, kept, sha256,
+                  int((~nonblank[body]).sum()))
+    out.header_line, out.above, out.footer = int(starts[first]), above, footer
+    out.preview = _preview(records, starts, nonblank)
+    return out
 
 
 def _read_excel(data: bytes, label: str, sheet: str | None, table: str,
-                sha256: str) -> SourceTable:
+                sha256: str, header_row: int | None = None, footer_rows: int = 0) -> SourceTable:
     import openpyxl
 
     try:
@@ -212,15 +269,19 @@ def _read_excel(data: bytes, label: str, sheet: str | None, table: str,
         np.zeros(len(records), dtype=bool)
     if not nonblank.any():
         raise ImportDataError(f"{label}: the sheet is empty (no header row)")
-    first = int(np.argmax(nonblank))
+    lines = np.arange(1, len(records) + 1)
+    first, above, kept, footer = _locate(label, lines, nonblank, header_row, footer_rows, "row")
     header = _header(grid[first])
     body = slice(first + 1, None)
-    rows = np.arange(1, len(records) + 1)[body]
-    return _finish(label, header, text.iloc[body], rows, np.ones(len(rows), dtype=bool),
-                   nonblank[body], sha256)
+    rows = lines[body]
+    out = _finish(label, header, text.iloc[body], rows, np.ones(len(rows), dtype=bool), kept,
+                  sha256, int((~nonblank[body]).sum()))
+    out.header_line, out.above, out.footer = int(lines[first]), above, footer
+    out.preview = _preview(grid, lines, nonblank)
+    return out
 
 
-def _read_parquet(data: bytes, label: str, sha256: str) -> SourceTable:
+def _read_parquet(data: bytes, label: str, sha256: str, footer_rows: int = 0) -> SourceTable:
     try:
         frame = pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # pyarrow raises many kinds for a damaged file
@@ -233,14 +294,26 @@ def _read_parquet(data: bytes, label: str, sha256: str) -> SourceTable:
     n = len(cells)
     nonblank = (text.apply(lambda c: c.str.strip()).fillna("") != "").any(axis=1).to_numpy() \
         if len(cells.columns) else np.zeros(n, dtype=bool)
-    return _finish(label, header, text, np.arange(1, n + 1), np.ones(n, dtype=bool), nonblank,
-                   sha256)
+    kept = nonblank.copy()
+    if footer_rows:
+        rows = np.flatnonzero(nonblank)
+        if footer_rows > len(rows):
+            raise ImportDataError(f"{label}: footer_rows {footer_rows}, but the file has only "
+                                  f"{len(rows)} records")
+        kept[rows[len(rows) - footer_rows:]] = False
+    out = _finish(label, header, text, np.arange(1, n + 1), np.ones(n, dtype=bool), kept,
+                  sha256, int((~nonblank).sum()))
+    out.footer = footer_rows
+    return out
 
 
 def read_source(path: Path, sheet: str | None = None, *, table: str = "",
-                delimiter: str | None = None, encoding: str | None = None) -> SourceTable:
+                delimiter: str | None = None, encoding: str | None = None,
+                header_row: int | None = None, footer_rows: int = 0) -> SourceTable:
     """Read one export as text, by its extension: CSV (.csv, .txt, .tsv), Excel (.xlsx, .xlsm) or
-    Parquet (.parquet, .pq). `table` picks a workbook's sheet when `sheet` is not given."""
+    Parquet (.parquet, .pq). `table` picks a workbook's sheet when `sheet` is not given;
+    `header_row` (1-based line or row) is where the column names are, the rows above it are
+    ignored (a title) and counted; the last `footer_rows` non-blank rows (totals) are skipped."""
     label = path.name
     try:
         data = path.read_bytes()
@@ -249,11 +322,11 @@ def read_source(path: Path, sheet: str | None = None, *, table: str = "",
     sha256 = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
-        return _read_excel(data, label, sheet, table, sha256)
+        return _read_excel(data, label, sheet, table, sha256, header_row, footer_rows)
     if suffix in PARQUET_SUFFIXES:
-        return _read_parquet(data, label, sha256)
+        return _read_parquet(data, label, sha256, footer_rows)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(data, label, delimiter, encoding, sha256)
+        return _read_csv(data, label, delimiter, encoding, sha256, header_row, footer_rows)
     if suffix == ".xls":
         raise ImportDataError(f"{label}: the old Excel format (.xls) is not read; save the "
                               "workbook as .xlsx")
@@ -349,5 +422,3 @@ def convert_field(text: pd.Series, f: Field) -> pd.Series:
 def clean_text(s: pd.Series) -> pd.Series:
     s = s.astype("string").str.strip()
     return s.mask(s == "")
-
-

@@ -1,42 +1,34 @@
 """Import exports from school administrations and youth-care providers into the project's tables.
 
-Exports are not tidy: semicolons, Windows-1252, decimal commas, Dutch dates, Excel sheets, Parquet,
-local codes, and columns with personal data nobody needs. A mapping file says which source column
-feeds which field of the data model (`evaluation.data.datamodel`) and how source codes translate; the
-importer reads the sources as text, converts the values to what the validator expects, pseudonymises
-identifiers, validates, and writes the accepted rows as a project data set. Every row read ends up
-either accepted or in a quarantine file with its reasons; the counts go to `import_report.json`.
+Exports are not tidy: semicolons, Windows-1252, decimal commas, Dutch dates, Excel sheets with a
+title above the header and a totals line below the data, Parquet, local codes, and columns with
+personal data nobody needs. A mapping file says which source column feeds which field of the data
+model (`evaluation.data.datamodel`) and how source codes translate; the importer reads the sources
+as text, converts the values to what the validator expects, pseudonymises identifiers, validates,
+and writes the accepted rows as a project data set. Every row read ends up either accepted or in a
+quarantine file with its reasons; the counts go to `import_report.json`. The goal is one run: every
+problem of every file is found and reported together.
 
-Mapping format (YAML; every scalar is read as text, so codes such as `01` keep their zero)::
+The mapping format (which source column feeds which field, codes, `header_row`, `footer_rows`,
+`max_unknown_share`) is described in `evaluation.data.mapping`.
 
-    tables:                              # one entry per project table supplied
-      enrolments:
-        source: leerlingen.csv           # a file name given on the command line; a list of names
-                                         # appends several files; `file.xlsx#Blad1` picks a sheet
-        sheet: Blad1                     # optional, the same as `#Blad1` for every source
-        delimiter: ";"                   # optional; by default sniffed from the header line
-        encoding: cp1252                 # optional; by default UTF-8 (with or without BOM),
-                                         # else Windows-1252
-        fields:                          # project field: source column, or a spec:
-          student_id: {column: leerlingnummer, pseudonymise: true}
-          school_id: BRIN                # short for {column: BRIN}
-          school_year: {value: 2014-2015}    # the same value for every row
-          track: {column: onderwijstype, codes: {VMBO-B: vmbo, HAVO: havo}}
+What stops an import (nothing is written; the error lists every such problem of every file):
+a mapping that does not fit the data model (unknown table or field, a required field not mapped, a
+table referring to a table not supplied), an unreadable file, a mapped column missing from its
+source (with a hint when the column names stand on a later line: `header_row`), a column whose
+header names personal data (naam, adres, straat, postcode, geboortedatum, telefoon, e-mail,
+opmerking, toelichting, notitie, ...) mapped to any field, a column of BSNs mapped without
+`pseudonymise: true`, a missing key, and a column whose unknown codes or references cover more
+than `max_unknown_share` (default 5%) of its rows (and at least 3 rows): then the mapping, not
+the rows, is likely wrong, and the error lists the unknown values with their counts. Two
+exceptions keep school data importable: headers that also name an institution (`schoolnaam`,
+`naam vestiging`) are not personal, and `schools.name` may come from a plain `naam` column (a
+person's `achternaam` or `voornaam` is refused there too).
 
-Field spec keys: `column` (a source header; matched ignoring case and repeated spaces) or `value`
-(a constant), `codes` (source value -> project value, matched ignoring case; a non-empty source value
-without a code is an error), `pseudonymise` (true/false). Identifier fields (student_id, report_id,
-trajectory_id, referral_id, respondent_id) are always pseudonymised; `pseudonymise: true` is needed
-in addition on a column that holds citizen service numbers (BSN), which is refused otherwise.
-
-Mapping errors (nothing is written): unknown table or field, a required field not mapped, a mapped
-column missing from the source, an unknown code, a column of BSNs not marked `pseudonymise: true`
-(whatever its header, mapped or not), a column whose header names personal data (naam, adres,
-straat, postcode, geboortedatum, telefoon, e-mail, opmerking, toelichting, notitie, ...) mapped to
-any field, a table that refers to a table the mapping does not supply. Two exceptions keep school
-data importable: headers that also name an institution (`schoolnaam`, `naam vestiging`) are not
-personal, and `schools.name` may come from a plain `naam` column (a person's `achternaam` or
-`voornaam` is refused there too).
+What does not stop it: a value without a code, or a reference to a row that does not exist, below
+that share goes to quarantine with the file, line, column, value and reason; a column of BSNs that
+the mapping leaves out is never read into any table, and is reported by header as a warning.
+Plausibility warnings (`evaluation.data.plausibility`) reject nothing either.
 
 Conversions before validation: surrounding spaces removed; dates dd-mm-jjjj, d-m-jj, dd/mm/jjjj,
 dd.mm.jjjj and ISO (a time part is ignored) to YYYY-MM-DD (two-digit years 00-69 are 20xx, 70-99
@@ -45,14 +37,17 @@ decimal comma in numbers to a point; school years 2014/2015 and 14-15 to 2014-20
 codes 321 or 0321 to GM0321; categories matched ignoring case; booleans by codes or ja/nee/true/false.
 
 Output (`write_import`): the accepted rows as the project's CSV files plus data dictionary (tables
-not supplied are written empty), `quarantine/<table>.csv` per table (`_file`, `_row`, `_reasons`,
-then the row's source values; identifiers as pseudonyms, never a BSN) and `import_report.json`
-(created, mapping and source hashes, key fingerprint, per table read/accepted/quarantined/blank rows,
-reasons with row counts, ignored columns by header). No value of the data appears in the report.
-`_row` is the line of the record in a CSV file (header = line 1, blank lines and line breaks inside
-quoted values counted), the row in an Excel sheet, the 1-based record number in a Parquet file.
-Blank lines hold no record and are counted apart (`blank_rows`); a CSV record with more or fewer
-fields than the header is quarantined as `field_count` (its values cannot be placed safely).
+not supplied are written empty), `quarantine/<table>.csv` per table (`_file`, `_row`, `_reasons`
+in plain words naming the source columns and values (`evaluation.data.quarantine`), `_codes`
+(field: reason code), then the row's source values; identifiers as pseudonyms, never a BSN) and
+`import_report.json` (created, mapping and source hashes, key fingerprint, per table
+read/accepted/quarantined/blank rows and rows skipped above the header and at the end, reasons
+with row counts, ignored columns by header, warnings). No value of the data appears in the
+report. `_row` is the line of the record in a CSV file (line 1 is the first line of the file,
+blank lines and line breaks inside quoted values counted), the row in an Excel sheet, the 1-based
+record number in a Parquet file. Blank lines hold no record and are counted apart (`blank_rows`);
+a CSV record with more or fewer fields than the header is quarantined as `field_count` (its values
+cannot be placed safely).
 """
 
 from __future__ import annotations
@@ -76,13 +71,14 @@ from evaluation.data.exports import (
     read_source,
 )
 from evaluation.data.mapping import (
-    FieldMap,
+    MIN_UNKNOWN_ROWS,
     ImportDataError,
     Mapping,
     TableMap,
     load_mapping,
     normal_header,
 )
+from evaluation.data.plausibility import plausibility, warning_text
 from evaluation.data.pseudonymisation import (
     BSN_COLUMN_SHARE,
     PseudonymisationKeyError,
@@ -91,12 +87,17 @@ from evaluation.data.pseudonymisation import (
     load_key,
     pseudonymise,
 )
+from evaluation.data.quarantine import explain
 from evaluation.data.reading import write_tables
 from evaluation.data.validation import REASONS, validate
 
 REPORT_FILE = "import_report.json"
 QUARANTINE_DIR = "quarantine"
 IMPORT_REASONS = {"field_count": "row has a different number of fields than the header"}
+WARNINGS = {"bsn_column_not_imported": "holds citizen service numbers (BSN); not imported",
+            "constant_value": "filled with one value for every row although the field is "
+                              "optional: it enters the tables as if observed; leave it out if "
+                              "the export does not have it"}
 ALL_REASONS = {**REASONS, **IMPORT_REASONS}
 BSN_MASK = "[removed: BSN]"
 
@@ -129,37 +130,46 @@ def _mask_header(h: str) -> str:
     return BSN_MASK if is_bsn([h])[0] else h
 
 
-def _resolve_sources(sources: Sequence[Path], mapping: Mapping) -> dict[str, Path]:
+def _resolve_sources(sources: Sequence[Path], mapping: Mapping,
+                     errors: list[str]) -> dict[str, Path]:
     by_name: dict[str, list[Path]] = {}
     for p in sources:
         by_name.setdefault(p.name, []).append(p)
-    errors = [f"sources: {len(ps)} files are called {name}; rename them so the mapping can tell "
-              "them apart" for name, ps in by_name.items() if len({q.resolve() for q in ps}) > 1]
+    errors.extend(f"sources: {len(ps)} files are called {name}; rename them so the mapping can "
+                  "tell them apart" for name, ps in by_name.items()
+                  if len({q.resolve() for q in ps}) > 1)
     wanted = {ref.name for t in mapping.tables.values() for ref in t.sources}
     for name in sorted(wanted - set(by_name)):
         errors.append(f"{mapping.origin}: source {name} is not among the given files "
                       f"({', '.join(sorted(by_name)) or 'none'})")
-    if errors:
-        raise ImportDataError(errors)
     return {name: ps[0] for name, ps in by_name.items()}
 
 
 def _column_positions(src: SourceTable, tmap: TableMap, errors: list[str]) -> dict[str, int]:
     normal = [normal_header(h) for h in src.headers]
-    positions = {}
+    positions, missing = {}, []
     for fm in tmap.fields.values():
         if fm.column is None:
             continue
         hits = [i for i, h in enumerate(normal) if h == normal_header(fm.column)]
         if not hits:
-            shown = ", ".join(repr(_mask_header(h)) for h in src.headers if h) or "none"
-            errors.append(f"{src.label}: column {fm.column!r} (for {tmap.table}.{fm.field}) not "
-                          f"found; the columns are {shown}")
+            missing.append(fm)
         elif len(hits) > 1:
             errors.append(f"{src.label}: column {fm.column!r} (for {tmap.table}.{fm.field}) occurs "
                           f"{len(hits)} times; make the headers unique")
         else:
             positions[fm.field] = hits[0]
+    if missing:
+        shown = ", ".join(repr(_mask_header(h)) for h in src.headers if h) or "none"
+        columns = [fm.column for fm in tmap.fields.values() if fm.column is not None]
+        line = src.header_line_with(columns)
+        unit = "row" if "#" in src.label else "line"
+        hint = (f"; the column names stand on {unit} {line}: add `header_row: {line}` under "
+                f"tables.{tmap.table}" if line else "")
+        for fm in missing:
+            errors.append(f"{src.label}: column {fm.column!r} (for {tmap.table}.{fm.field}) not "
+                          f"found on {unit} {src.header_line}; the columns there are {shown}"
+                          f"{hint}")
     return positions
 
 
@@ -179,9 +189,10 @@ def bsn_columns(values: pd.DataFrame, share: float = BSN_COLUMN_SHARE) -> list[i
     return [int(i) for i in np.flatnonzero((counts > 0) & (found >= share * counts))]
 
 
-def _check_bsn(src: SourceTable, tmaps: list[TableMap], errors: list[str]) -> None:
-    """Refuse any column of BSNs, mapped or not, unless every table that maps it marks it
-    `pseudonymise: true`."""
+def _check_bsn(src: SourceTable, tmaps: list[TableMap], errors: list[str],
+               warnings: list[dict]) -> None:
+    """A column of BSNs mapped to a field must be marked `pseudonymise: true` in every table that
+    maps it; one the mapping leaves out is never read into any table: a warning, by header."""
     normal = [normal_header(h) for h in src.headers]
     marked: set[str] = set()
     unmarked: set[str] = set()
@@ -190,44 +201,60 @@ def _check_bsn(src: SourceTable, tmaps: list[TableMap], errors: list[str]) -> No
             if fm.column is not None:
                 (marked if fm.explicit_pseudonymise else unmarked).add(normal_header(fm.column))
     for i in bsn_columns(src.values):
-        if normal[i] in marked and normal[i] not in unmarked:
-            continue
         header = _mask_header(src.headers[i]) or f"number {i + 1} (no header)"
-        errors.append(
-            f"{src.label}: column {header!r} holds citizen service numbers (BSN), which may "
-            "not enter the project; remove the column from the export, or, if it is the only "
-            "key that links the files, map it with `pseudonymise: true`")
+        if normal[i] in unmarked:
+            errors.append(
+                f"{src.label}: column {header!r} holds citizen service numbers (BSN), which may "
+                "not enter the project; leave the column out of the mapping, or, if it is the "
+                "only key that links the files, map it with `pseudonymise: true`")
+        elif normal[i] not in marked:
+            warnings.append({"kind": "bsn_column_not_imported", "file": src.label,
+                             "column": header})
 
 
-def _unknown_codes(text: pd.Series, mapped: pd.Series, files: pd.Series, fm: FieldMap,
-                   tmap: TableMap, errors: list[str]) -> None:
-    unknown = text.notna() & mapped.isna()
+def _too_many_unknown(unknown: np.ndarray, shown: pd.Series | None, files: pd.Series,
+                      what: str, share: float, errors: list[str]) -> None:
+    """Stop when a column's unknown values cover more than `share` of a file's rows: the mapping
+    is then likely wrong. The error lists the values (most frequent first) with their counts;
+    `shown` None: values that may not be shown (pseudonyms), counted only."""
     if not unknown.any():
         return
-    frame = pd.DataFrame({"file": files[unknown], "value": text[unknown]})
-    for file, values in frame.groupby("file", sort=False)["value"]:
-        examples = values.drop_duplicates().head(5)
-        errors.append(
-            f"{file}: column {fm.column or '(value)'!r} (for {tmap.table}.{fm.field}) has values "
-            f"without a code in the mapping, in {len(values)} row(s), for example "
-            f"{', '.join(repr(v) for v in examples)}; add them under codes")
+    frame = pd.DataFrame({"file": files.to_numpy(), "unknown": unknown})
+    per_file = frame.groupby("file", sort=False)["unknown"].agg(["sum", "size"])
+    for file, (n_unknown, n_rows) in per_file.iterrows():
+        if n_unknown <= share * n_rows or n_unknown < MIN_UNKNOWN_ROWS:
+            continue
+        text = (f"{file}: {what}: {n_unknown} of {n_rows} rows ({100 * n_unknown / n_rows:.0f}%) "
+                f"are unknown, more than the {100 * share:g}% (max_unknown_share) a few wrong "
+                "rows would explain, so the mapping is likely wrong or incomplete")
+        if shown is not None:
+            values = shown[(files == file).to_numpy() & unknown].value_counts()
+            listed = ", ".join(f"{v!r} ({c})" for v, c in values.head(20).items())
+            more = f" and {len(values) - 20} more" if len(values) > 20 else ""
+            text += f": {listed}{more}"
+        errors.append(text)
 
 
 @dataclass
 class _Prepared:
-    """One table's source rows: raw source text per field, its converted form, and provenance."""
+    """One table's source rows: raw source text per field, its converted form, provenance, and
+    the problems found before validation (unknown codes)."""
 
     raw: pd.DataFrame
     converted: pd.DataFrame
     meta: pd.DataFrame
     shape_ok: np.ndarray
     blank: int
+    above: int
+    footer: int
+    flagged: pd.DataFrame
 
 
-def _prepare(tmap: TableMap, srcs: list[SourceTable], key: bytes | None,
-             errors: list[str]) -> _Prepared:
+def _prepare(tmap: TableMap, srcs: list[SourceTable], key: bytes | None, errors: list[str],
+             share: float) -> _Prepared:
     """Gather a table's fields from its sources (source text kept for the quarantine), apply codes
-    and conversions, and pseudonymise; mapping problems go to `errors`."""
+    and conversions, and pseudonymise; mapping problems go to `errors`, values without a code to
+    the returned `flagged` (row by row), unless there are too many of them."""
     table = TABLES[tmap.table]
     parts, metas, shapes = [], [], []
     for src in srcs:
@@ -249,14 +276,20 @@ def _prepare(tmap: TableMap, srcs: list[SourceTable], key: bytes | None,
         shapes.append(src.shape_ok)
     raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=table.columns)
     raw = raw.astype("string")
-    meta = pd.concat(metas, ignore_index=True)
-    converted = {}
+    meta = (pd.concat(metas, ignore_index=True) if metas else
+            pd.DataFrame({"_file": pd.Series(dtype="string"), "_row": pd.Series(dtype="int64")}))
+    converted, flagged = {}, []
     for f in table.fields:
         text = clean_text(raw[f.name])
         fm = tmap.fields.get(f.name)
         if fm is not None and fm.codes is not None:
             mapped = text.str.casefold().map(fm.codes).astype("string")
-            _unknown_codes(text, mapped, meta["_file"], fm, tmap, errors)
+            unknown = (text.notna() & mapped.isna()).to_numpy(dtype=bool)
+            _too_many_unknown(unknown, text, meta["_file"],
+                              f"column {fm.column or '(value)'!r} (for {tmap.table}.{fm.field}) "
+                              "has values without a code in the mapping", share, errors)
+            flagged.append(pd.DataFrame({"pos": np.flatnonzero(unknown), "field": f.name,
+                                         "reason": "unknown_code"}))
             text = mapped
         text = convert_field(text, f)
         if fm is not None and fm.pseudonymise and key is not None:
@@ -264,15 +297,39 @@ def _prepare(tmap: TableMap, srcs: list[SourceTable], key: bytes | None,
         converted[f.name] = text
     return _Prepared(raw, pd.DataFrame(converted, index=raw.index), meta,
                      np.concatenate(shapes) if shapes else np.zeros(0, dtype=bool),
-                     sum(s.blank for s in srcs))
+                     sum(s.blank for s in srcs), sum(s.above for s in srcs),
+                     sum(s.footer for s in srcs),
+                     pd.concat(flagged, ignore_index=True) if flagged else
+                     pd.DataFrame({"pos": pd.Series(dtype="int64"), "field": pd.Series(dtype=str),
+                                   "reason": pd.Series(dtype=str)}))
 
 
-def _quarantine(prep: _Prepared, tmap: TableMap | None, table: Table,
-                bad: np.ndarray, reasons: pd.Series) -> pd.DataFrame:
-    """The quarantined source rows: where they came from, why, and their source values, with
-    pseudonyms for pseudonymised fields and any single BSN masked."""
-    columns = ["_file", "_row", "_reasons", *table.columns]
-    if tmap is None or not bad.any():
+def _check_references(prepared: dict[str, _Prepared], mapping: Mapping, share: float,
+                      errors: list[str]) -> None:
+    """References to values the referenced table's source does not hold at all (not rejected
+    rows: values never delivered) stop the import above `share` of a file's rows; below it,
+    validation quarantines them row by row."""
+    for tname, prep in prepared.items():
+        for fk in TABLES[tname].foreign_keys:
+            name, parent = fk.fields[0], prepared.get(fk.ref_table)
+            fm = mapping.tables[tname].fields.get(name)
+            if parent is None or fm is None:
+                continue
+            child = prep.converted[name]
+            known = parent.converted[fk.ref_fields[0]].dropna()
+            unknown = (child.notna() & ~child.isin(known)).to_numpy(dtype=bool)
+            shown = None if fm.pseudonymise else clean_text(prep.raw[name])
+            _too_many_unknown(unknown, shown, prep.meta["_file"],
+                              f"column {fm.column or '(value)'!r} (for {tname}.{name}) refers to "
+                              f"values that table {fk.ref_table} does not hold", share, errors)
+
+
+def _quarantine(prep: _Prepared | None, tmap: TableMap | None, table: Table,
+                bad: np.ndarray, reasons: pd.Series, codes: pd.Series) -> pd.DataFrame:
+    """The quarantined source rows: where they came from, why (plain words and codes), and their
+    source values, with pseudonyms for pseudonymised fields and any single BSN masked."""
+    columns = ["_file", "_row", "_reasons", "_codes", *table.columns]
+    if prep is None or tmap is None or not bad.any():
         return pd.DataFrame({c: pd.Series(dtype="int64" if c == "_row" else "string")
                              for c in columns})
     shown = prep.raw.loc[bad].copy()
@@ -284,44 +341,70 @@ def _quarantine(prep: _Prepared, tmap: TableMap | None, table: Table,
             shown[f.name] = shown[f.name].mask(is_bsn(shown[f.name].fillna("")), BSN_MASK)
     out = pd.concat([prep.meta.loc[bad], shown], axis=1)
     out["_reasons"] = reasons.reindex(out.index).astype("string")
+    out["_codes"] = codes.reindex(out.index).astype("string")
     return out[columns].reset_index(drop=True)
 
 
-def _reasons_text(problems: pd.DataFrame) -> pd.Series:
-    """`field: reason; field: reason` per row position, for the quarantine file."""
-    if problems.empty:
+def _joined(pos: pd.Series, text: pd.Series) -> pd.Series:
+    """The texts of each row position joined with '; ', sorted and without repeats."""
+    if pos.empty:
         return pd.Series(dtype="string")
-    text = (problems["field"] + ": " + problems["reason"]).rename("text")
-    frame = pd.DataFrame({"pos": problems["pos"], "text": text}).drop_duplicates()
+    frame = pd.DataFrame({"pos": pos.to_numpy(), "text": text.to_numpy()}).drop_duplicates()
     # One string join per quarantined row (there is no vectorised string aggregation).
     return frame.sort_values(["pos", "text"]).groupby("pos")["text"].agg("; ".join)
 
 
-def import_data(sources: Sequence[Path], mapping: Mapping | Path) -> ImportResult:
-    """Read, map, convert, pseudonymise and validate; nothing is written. Raises ImportDataError
-    (every mapping and source problem at once) or PseudonymisationKeyError."""
-    if not isinstance(mapping, Mapping):
-        mapping = load_mapping(Path(mapping))
-    paths = _resolve_sources(sources, mapping)
-    needs_key = any(fm.pseudonymise for t in mapping.tables.values() for fm in t.fields.values())
-    key = load_key() if needs_key else None
+def _explained(mine: pd.DataFrame, prep: _Prepared, tmap: TableMap) -> tuple[pd.Series, pd.Series]:
+    """Per quarantined row: the reasons in plain words (source columns and values) and as codes."""
+    columns = {f: fm.column or f for f, fm in tmap.fields.items()}
+    hidden = {f for f, fm in tmap.fields.items() if fm.pseudonymise}
+    words = explain(mine, tmap.table, columns, prep.raw, hidden)
+    codes = mine["field"] + ": " + mine["reason"]
+    return _joined(mine["pos"], words), _joined(mine["pos"], codes)
 
-    errors: list[str] = []
+
+def import_data(sources: Sequence[Path], mapping: Mapping | Path,
+                max_unknown_share: float | None = None) -> ImportResult:
+    """Read, map, convert, pseudonymise and validate; nothing is written. Raises ImportDataError
+    listing every problem that stops the import, of every file, at once (a missing key among
+    them)."""
+    problems: list[str] = []
+    if not isinstance(mapping, Mapping):
+        mapping = load_mapping(Path(mapping), problems)
+    share = mapping.max_unknown_share if max_unknown_share is None else max_unknown_share
+    paths = _resolve_sources(sources, mapping, problems)
+    needs_key = any(fm.pseudonymise for t in mapping.tables.values() for fm in t.fields.values())
+    key = None
+    if needs_key:
+        try:
+            key = load_key()
+        except PseudonymisationKeyError as exc:
+            problems.append(str(exc))
+            key = bytes(32)  # check the files all the same; nothing is written
+
+    warnings: list[dict] = []
     cache: dict[tuple, SourceTable] = {}
     table_sources: dict[str, list[SourceTable]] = {}
     users: dict[str, list[TableMap]] = {}
+    unread: set[str] = set()
     for tname, tmap in mapping.tables.items():
         table_sources[tname] = []
         for ref in tmap.sources:
-            path = paths[ref.name]
+            path = paths.get(ref.name)
+            if path is None:
+                unread.add(tname)
+                continue
             ck = (path, ref.sheet, tname if path.suffix.lower() in EXCEL_SUFFIXES else "",
-                  tmap.delimiter, tmap.encoding)
+                  tmap.delimiter, tmap.encoding, ref.header_row, ref.footer_rows)
             if ck not in cache:
                 try:
                     cache[ck] = read_source(path, ref.sheet, table=tname,
-                                            delimiter=tmap.delimiter, encoding=tmap.encoding)
+                                            delimiter=tmap.delimiter, encoding=tmap.encoding,
+                                            header_row=ref.header_row,
+                                            footer_rows=ref.footer_rows)
                 except ImportDataError as exc:
-                    errors.extend(exc.problems)
+                    problems.extend(p for p in exc.problems if p not in problems)
+                    unread.add(tname)
                     continue
             table_sources[tname].append(cache[ck])
             users.setdefault(cache[ck].label, []).append(tmap)
@@ -329,16 +412,15 @@ def import_data(sources: Sequence[Path], mapping: Mapping | Path) -> ImportResul
     for src in cache.values():
         if src.label not in seen:
             seen.add(src.label)
-            _check_bsn(src, users[src.label], errors)
-    prepared = {}
-    if not errors:
-        for tname, tmap in mapping.tables.items():
-            prepared[tname] = _prepare(tmap, table_sources[tname], key, errors)
-    if errors:
-        raise ImportDataError(errors)
+            _check_bsn(src, users[src.label], problems, warnings)
+    prepared = {tname: _prepare(tmap, table_sources[tname], key, problems, share)
+                for tname, tmap in mapping.tables.items() if tname not in unread}
+    _check_references(prepared, mapping, share, problems)
+    if problems:
+        raise ImportDataError(problems)
 
     # Validation sees only the rows with the header's width; positions map back to source rows.
-    raw_tables, positions, files = {}, {}, {}
+    raw_tables, positions, files, flagged = {}, {}, {}, {}
     for tname, table in TABLES.items():
         prep = prepared.get(tname)
         if prep is None:
@@ -349,34 +431,43 @@ def import_data(sources: Sequence[Path], mapping: Mapping | Path) -> ImportResul
         positions[tname] = np.flatnonzero(prep.shape_ok)
         raw_tables[tname] = prep.converted.iloc[positions[tname]].reset_index(drop=True)
         files[tname] = ", ".join(dict.fromkeys(s.label for s in table_sources[tname]))
-    result = validate(raw_tables, files)
+        row_of = np.full(len(prep.shape_ok), -1, dtype=np.int64)
+        row_of[positions[tname]] = np.arange(len(positions[tname]))
+        f = prep.flagged.assign(row=row_of[prep.flagged["pos"].to_numpy(dtype=np.int64)] + 2)
+        f = f[f["row"] >= 2]
+        flagged[tname] = f.assign(value="")[["row", "field", "value", "reason"]]
+    result = validate(raw_tables, files, flagged)
 
-    problems = result.problems.copy()
-    problems["pos"] = np.zeros(len(problems), dtype=np.int64)
+    problems_found = result.problems.copy()
+    problems_found["pos"] = np.zeros(len(problems_found), dtype=np.int64)
     for tname in TABLES:
-        sel = (problems["table"] == tname).to_numpy()
+        sel = (problems_found["table"] == tname).to_numpy()
         if sel.any():
-            problems.loc[sel, "pos"] = positions[tname][problems.loc[sel, "row"].to_numpy() - 2]
+            problems_found.loc[sel, "pos"] = positions[tname][
+                problems_found.loc[sel, "row"].to_numpy(dtype=np.int64) - 2]
     quarantine, tables_report, reason_rows = {}, {}, []
     for tname, table in TABLES.items():
         prep = prepared.get(tname)
         tmap = mapping.tables.get(tname)
-        if prep is None:
-            quarantine[tname] = _quarantine(prep, None, table, np.zeros(0, dtype=bool),
-                                            pd.Series(dtype="string"))
+        if prep is None or tmap is None:
+            quarantine[tname] = _quarantine(None, None, table, np.zeros(0, dtype=bool),
+                                            pd.Series(dtype="string"), pd.Series(dtype="string"))
             tables_report[tname] = {"supplied": False, "sources": [], "read": 0, "accepted": 0,
-                                    "quarantined": 0, "blank_rows": 0, "pseudonymised": [],
+                                    "quarantined": 0, "blank_rows": 0, "rows_above_header": 0,
+                                    "footer_rows": 0, "pseudonymised": [],
                                     "fields_not_mapped": table.columns}
             continue
         n = len(prep.raw)
-        shape_bad = ~prep.shape_ok
-        mine = problems[problems["table"] == tname][["pos", "field", "reason"]]
-        ragged = pd.DataFrame({"pos": np.flatnonzero(shape_bad), "field": "_row",
-                               "reason": "field_count"})
+        mine = problems_found[problems_found["table"] == tname][
+            ["pos", "field", "reason", "other"]]
+        ragged = pd.DataFrame({"pos": np.flatnonzero(~prep.shape_ok), "field": "_row",
+                               "reason": "field_count", "other": ""})
         mine = pd.concat([mine, ragged], ignore_index=True) if len(ragged) else mine
+        mine = mine.reset_index(drop=True)
         bad = np.zeros(n, dtype=bool)
         bad[mine["pos"].to_numpy(dtype=np.int64)] = True
-        quarantine[tname] = _quarantine(prep, tmap, table, bad, _reasons_text(mine))
+        words, codes = _explained(mine, prep, tmap)
+        quarantine[tname] = _quarantine(prep, tmap, table, bad, words, codes)
         if len(ragged):
             reason_rows.append({"table": tname, "field": "_row", "reason": "field_count",
                                 "rows": len(ragged)})
@@ -387,18 +478,27 @@ def import_data(sources: Sequence[Path], mapping: Mapping | Path) -> ImportResul
             "accepted": len(result.tables[tname]),
             "quarantined": int(bad.sum()),
             "blank_rows": prep.blank,
+            "rows_above_header": prep.above,
+            "footer_rows": prep.footer,
             "pseudonymised": [f for f, fm in tmap.fields.items() if fm.pseudonymise],
             "fields_not_mapped": [c for c in table.columns if c not in tmap.fields],
         }
+        warnings += [{"kind": "constant_value", "table": tname, "field": f.name}
+                     for f in table.fields if not f.required and f.name in tmap.fields
+                     and tmap.fields[f.name].value is not None]
     reasons = result.reasons()
     reason_rows = [
         {"table": r.table, "field": r.field, "reason": r.reason, "rows": int(r.rows)}
         for r in reasons.itertuples(index=False)
     ] + reason_rows
+    warnings += [{"kind": "plausibility", **{k: (v if k != "rows" else int(v))
+                                             for k, v in w.items()}}
+                 for w in plausibility(result.tables).to_dict(orient="records")]
     report = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mapping": {"file": mapping.origin, "sha256": mapping.sha256},
         "key_fingerprint": key_fingerprint(key) if key is not None else None,
+        "max_unknown_share": share,
         "sources": _sources_report(cache.values()),
         "tables": tables_report,
         "not_supplied": [t for t in TABLES if t not in mapping.tables],
@@ -406,6 +506,7 @@ def import_data(sources: Sequence[Path], mapping: Mapping | Path) -> ImportResul
         "ignored_columns": _ignored_columns(cache.values(), users),
         "unused_sources": sorted(set(paths) - {r.name for t in mapping.tables.values()
                                                for r in t.sources}),
+        "warnings": warnings,
     }
     return ImportResult(result.tables, quarantine, report,
                         [paths[r.name] for t in mapping.tables.values() for r in t.sources])
@@ -471,8 +572,20 @@ def format_summary(result: ImportResult, out_dir: Path) -> str:
         lines += ["", "quarantined rows by reason:"]
         lines += [f"  {r['table']}.{r['field']}: {ALL_REASONS.get(r['reason'], r['reason'])} "
                   f"({r['rows']} row(s))" for r in rep["reasons"]]
+    skipped = [f"  {name}: {t['rows_above_header']} row(s) above the header, "
+               f"{t['footer_rows']} row(s) at the end" for name, t in rep["tables"].items()
+               if t.get("rows_above_header") or t.get("footer_rows")]
+    if skipped:
+        lines += ["", "skipped as the mapping says (title and totals rows):", *skipped]
     for item in rep["ignored_columns"]:
         lines.append(f"\nnot imported from {item['file']}: {', '.join(item['columns'])}")
+    warned = [f"  {w['file']}: column {w['column']!r} {WARNINGS[w['kind']]}"
+              if w["kind"] == "bsn_column_not_imported" else
+              f"  {w['table']}.{w['field']}: {WARNINGS[w['kind']]}"
+              if w["kind"] in WARNINGS else f"  {warning_text(w)}"
+              for w in rep.get("warnings", [])]
+    if warned:
+        lines += ["", "warnings (nothing rejected):", *warned]
     if rep["unused_sources"]:
         lines.append(f"\nnot used by the mapping: {', '.join(rep['unused_sources'])}")
     quarantined = int(counts["quarantined"].sum())
@@ -482,12 +595,13 @@ def format_summary(result: ImportResult, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def import_command(sources: list[Path], mapping: Path, out_dir: Path) -> int:
+def import_command(sources: list[Path], mapping: Path, out_dir: Path,
+                   max_unknown_share: float | None = None) -> int:
     """`evaluation import SOURCE... --mapping MAPPING --out DIR`: 0 when every row was accepted,
     1 when rows were quarantined (the data set is written all the same), 2 when nothing could be
-    imported (the error says why)."""
+    imported (the error lists every reason)."""
     try:
-        result = import_data(sources, mapping)
+        result = import_data(sources, mapping, max_unknown_share)
         write_import(result, out_dir)
     except (ImportDataError, PseudonymisationKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,7 +1,41 @@
-"""The mapping file of an import: which source column feeds which field, and how codes translate.
+"""The mapping file of an import: which source column feeds which field of the data model.
 
-The format is described in `evaluation.data.importing`. Parsing collects every problem of the file
-before it raises, each naming the table and field, so that a user fixes the mapping in one pass.
+`load_mapping` reads and checks a mapping against the data model (`evaluation.data.datamodel`) and
+lists every problem at once, so that a user fixes the mapping in one go; `is_personal_header`
+decides which headers name personal data. What the import does with it, and what stops it:
+`evaluation.data.importing`.
+
+Mapping format (YAML; every scalar is read as text, so codes such as `01` keep their zero)::
+
+    max_unknown_share: 0.05              # optional, see evaluation.data.importing
+    tables:                              # one entry per project table supplied
+      enrolments:
+        source: leerlingen.csv           # a file name given on the command line; a list of names
+                                         # appends several files; `file.xlsx#Blad1` picks a sheet;
+                                         # a source may also be {file: ..., sheet: ...,
+                                         # header_row: ..., footer_rows: ...} of its own
+        sheet: Blad1                     # optional, the same as `#Blad1` for every source
+        header_row: 3                    # optional: the line (CSV) or row (Excel) of the column
+                                         # names, 1-based; rows above it (a title) are ignored and
+                                         # counted. Default: the first non-blank one
+        footer_rows: 1                   # optional: non-blank rows at the end to skip (totals)
+        delimiter: ";"                   # optional; by default sniffed from the header line
+        encoding: cp1252                 # optional; by default UTF-8 (with or without BOM),
+                                         # else Windows-1252
+        fields:                          # project field: source column, or a spec:
+          student_id: {column: leerlingnummer, pseudonymise: true}
+          school_id: BRIN                # short for {column: BRIN}
+          school_year: {value: 2014-2015}    # the same value for every row
+          track: {column: onderwijstype, codes: {VMBO-B: vmbo, HAVO: havo}}
+
+Field spec keys: `column` (a source header; matched ignoring case and repeated spaces) or `value`
+(a constant), `codes` (source value -> project value, matched ignoring case), `pseudonymise`
+(true/false). Identifier fields (student_id, report_id, trajectory_id, referral_id,
+respondent_id) are always pseudonymised; `pseudonymise: true` is needed in addition on a column
+that holds citizen service numbers (BSN). Fields the data dictionary marks optional may be left
+out when an export does not have them: they stay empty, and the indicators that need them say
+that they cannot be determined. Never fill them with a constant: it would enter the tables as if
+observed.
 """
 
 from __future__ import annotations
@@ -22,6 +56,7 @@ from evaluation.data.validation import FALSE, TRUE
 IDENTIFIERS = {"student_id": "stu_", "report_id": "rep_", "trajectory_id": "trj_",
                "referral_id": "ref_", "respondent_id": "rsp_"}
 PSEUDONYMISABLE_KINDS = ("id", "code", "text")
+
 # Headers that name personal data no analysis needs; refused as the source of any field. Matched
 # as substrings of the lower-cased header (so `achternaam`, `telefoonnummer` and `emailadres` are
 # caught), except where the header also names an institution (`schoolnaam`, `naam vestiging`).
@@ -34,21 +69,29 @@ PERSON_NAME_WORDS = ("achternaam", "voornaam", "roepnaam", "tussenvoegsel", "sur
                      "first name", "firstname", "last name", "lastname")
 NAME_FIELDS = {("schools", "name")}
 INSTITUTION_WORDS = ("school", "vestiging", "instelling", "institution")
-TABLE_KEYS = {"source", "sheet", "fields", "delimiter", "encoding"}
+
+#: Where a source's records are: keys of a table (for all its sources) or of one source.
+LAYOUT_KEYS = {"sheet", "header_row", "footer_rows"}
+TABLE_KEYS = {"source", "fields", "delimiter", "encoding", *LAYOUT_KEYS}
+SOURCE_KEYS = {"file", *LAYOUT_KEYS}
 FIELD_KEYS = {"column", "value", "codes", "pseudonymise"}
+TOP_KEYS = {"tables", "max_unknown_share"}
+#: Above this share of a column's rows with an unknown code or reference, the mapping (not the
+#: rows) is likely wrong: the import stops and lists the values instead of quarantining them.
+MAX_UNKNOWN_SHARE = 0.05
+#: ... and at least this many rows: one or two wrong rows never stop an import, however small.
+MIN_UNKNOWN_ROWS = 3
 YES = {"true", "yes", "ja", "1"}
 NO = {"false", "no", "nee", "0"}
+
+
 class ImportDataError(ValueError):
     """The sources or the mapping cannot be imported; nothing was written. The message lists every
-    problem found, each naming the file and column (and, for unknown codes, example values)."""
+    problem found, each naming the file and column (and, for unknown codes, the values)."""
 
     def __init__(self, problems: str | Sequence[str]):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
-
-
-# --------------------------------------------------------------------------------------------------
-# The mapping
 
 
 @dataclass(frozen=True)
@@ -69,10 +112,13 @@ class FieldMap:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """A source file by name, and the sheet for a workbook."""
+    """A source file by name; the sheet of a workbook; the line (CSV) or row (Excel) of the
+    header, 1-based (None: the first non-blank one); non-blank rows to skip at the end (totals)."""
 
     name: str
     sheet: str | None = None
+    header_row: int | None = None
+    footer_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +135,7 @@ class Mapping:
     tables: dict[str, TableMap]
     origin: str = "mapping"
     sha256: str = ""
+    max_unknown_share: float = MAX_UNKNOWN_SHARE
 
 
 def normal_header(name: object) -> str:
@@ -185,35 +232,89 @@ def _parse_field(name: str, spec: object, table: Table, origin: str,
                     codes=codes, pseudonymise=pseudo, explicit_pseudonymise=bool(explicit))
 
 
+def _count(value: object, where: str, minimum: int, errors: list[str]) -> int | None:
+    """A whole number of at least `minimum` (YAML gives text)."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < minimum:
+        errors.append(f"{where}: give a whole number of at least {minimum}, not {value!r}")
+        return None
+    return int(text)
+
+
+def _layout(spec: dict, where: str, errors: list[str], default: SourceRef | None = None
+            ) -> dict[str, object]:
+    """sheet, header_row and footer_rows of a table or one source (a source's own win)."""
+    out: dict[str, object] = {} if default is None else {
+        "sheet": default.sheet, "header_row": default.header_row,
+        "footer_rows": default.footer_rows}
+    if spec.get("sheet") is not None:
+        if isinstance(spec["sheet"], str) and spec["sheet"].strip():
+            out["sheet"] = spec["sheet"].strip()
+        else:
+            errors.append(f"{where}.sheet: give a sheet name")
+    if spec.get("header_row") is not None:
+        out["header_row"] = _count(spec["header_row"], f"{where}.header_row", 1, errors)
+    if spec.get("footer_rows") is not None:
+        out["footer_rows"] = _count(spec["footer_rows"], f"{where}.footer_rows", 0, errors) or 0
+    return out
+
+
 def _parse_sources(spec: dict, where: str, errors: list[str]) -> tuple[SourceRef, ...]:
+    """`source:` as a file name, a list of them, or per source a mapping with `file` and its own
+    sheet, header_row and footer_rows; `file.xlsx#Sheet` names the sheet."""
     raw = spec.get("source")
-    names = [raw] if isinstance(raw, str) else raw
-    if not names or not isinstance(names, list) or not all(isinstance(n, str) and n.strip()
-                                                           for n in names):
+    items = [raw] if isinstance(raw, str | dict) else raw
+    if not items or not isinstance(items, list):
         errors.append(f"{where}.source: give a file name (or a list of them)")
         return ()
-    sheet = spec.get("sheet")
-    if sheet is not None and not isinstance(sheet, str):
-        errors.append(f"{where}.sheet: give a sheet name")
-        sheet = None
+    table = SourceRef("", **_layout(spec, where, errors))
     refs = []
-    for n in names:
-        name, _, named_sheet = n.strip().partition("#")
-        refs.append(SourceRef(name.strip(), named_sheet.strip() or sheet))
+    for i, item in enumerate(items):
+        at = f"{where}.source" + (f"[{i + 1}]" if len(items) > 1 else "")
+        own: dict = {}
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - SOURCE_KEYS)
+            if unknown:
+                errors.append(f"{at}: unknown key(s) {', '.join(unknown)} (allowed: "
+                              f"{', '.join(sorted(SOURCE_KEYS))})")
+            own, item = item, item.get("file")
+        if not isinstance(item, str) or not item.strip():
+            errors.append(f"{at}: give a file name")
+            continue
+        name, _, named_sheet = item.strip().partition("#")
+        layout = _layout(own, at, errors, table)
+        if named_sheet.strip():
+            layout["sheet"] = named_sheet.strip()
+        refs.append(SourceRef(name.strip(), **layout))
     return tuple(refs)
 
 
-def parse_mapping(data: object, origin: str = "mapping", sha256: str = "") -> Mapping:
-    """Check a mapping (as loaded from YAML) against the data model; raise ImportDataError listing
-    every problem, so that a user fixes the mapping in one go."""
+def parse_mapping(data: object, origin: str = "mapping", sha256: str = "",
+                  problems: list[str] | None = None) -> Mapping:
+    """Check a mapping (as loaded from YAML) against the data model and list every problem, so that
+    a user fixes the mapping in one go: raised as ImportDataError, or, when `problems` is given,
+    appended to it and the usable part of the mapping returned (so that the import can check the
+    sources as well in the same run)."""
     errors: list[str] = []
     if not isinstance(data, dict) or not isinstance(data.get("tables"), dict) \
             or not data["tables"]:
         raise ImportDataError(f"{origin}: expected `tables:` with one entry per project table "
                               f"({', '.join(TABLES)})")
-    extra = sorted(set(data) - {"tables"})
+    extra = sorted(set(data) - TOP_KEYS)
     if extra:
-        errors.append(f"{origin}: unknown top-level key(s) {', '.join(extra)}")
+        errors.append(f"{origin}: unknown top-level key(s) {', '.join(extra)} (allowed: "
+                      f"{', '.join(sorted(TOP_KEYS))})")
+    share = MAX_UNKNOWN_SHARE
+    if data.get("max_unknown_share") is not None:
+        try:
+            share = float(str(data["max_unknown_share"]).strip().rstrip("%")) / (
+                100 if str(data["max_unknown_share"]).strip().endswith("%") else 1)
+            if not 0 <= share <= 1:
+                raise ValueError
+        except ValueError:
+            errors.append(f"{origin}: max_unknown_share: give a share between 0 and 1 (or a "
+                          f"percentage such as 5%), not {data['max_unknown_share']!r}")
+            share = MAX_UNKNOWN_SHARE
     tables: dict[str, TableMap] = {}
     for tname, spec in data["tables"].items():
         where = f"{origin}: tables.{tname}"
@@ -243,6 +344,10 @@ def parse_mapping(data: object, origin: str = "mapping", sha256: str = "") -> Ma
             if f.required and f.name not in fields and f.name not in fields_spec:
                 errors.append(f"{where}: required field {f.name!r} is not mapped (source "
                               f"{names}); add `{f.name}: {{column: ...}}` under fields")
+        if any(s.header_row is not None and s.name.lower().endswith((".parquet", ".pq"))
+               for s in sources):
+            errors.append(f"{where}.header_row: a Parquet file has its column names; header_row "
+                          "applies to CSV and Excel sources only")
         delimiter = spec.get("delimiter")
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
             errors.append(f"{where}.delimiter: give one character, such as ';'")
@@ -259,14 +364,16 @@ def parse_mapping(data: object, origin: str = "mapping", sha256: str = "") -> Ma
                 errors.append(f"{origin}: tables.{tname}: {fk.fields[0]} refers to table "
                               f"{fk.ref_table}, which the mapping does not supply; every row "
                               f"would be rejected: add {fk.ref_table} to the mapping")
-    if errors:
+    if errors and problems is None:
         raise ImportDataError(errors)
-    return Mapping(tables, origin, sha256)
+    if problems is not None:
+        problems.extend(errors)
+    return Mapping(tables, origin, sha256, share)
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read and check a mapping file. YAML's BaseLoader keeps every scalar as text, so `01`,
-    `ja` and `no` stay what the user wrote."""
+def load_mapping(path: Path, problems: list[str] | None = None) -> Mapping:
+    """Read and check a mapping file (see `parse_mapping` for `problems`). YAML's BaseLoader keeps
+    every scalar as text, so `01`, `ja` and `no` stay what the user wrote."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -276,6 +383,4 @@ def load_mapping(path: Path) -> Mapping:
         loaded = yaml.load(data.decode("utf-8-sig"), Loader=yaml.BaseLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ImportDataError(f"{path}: not a valid YAML file: {exc}") from None
-    return parse_mapping(loaded, path.name, hashlib.sha256(data).hexdigest())
-
-
+    return parse_mapping(loaded, path.name, hashlib.sha256(data).hexdigest(), problems)

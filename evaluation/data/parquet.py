@@ -1,4 +1,4 @@
-"""Tables as Parquet files: typed, columnar and compressed, for data at national scale.
+"""Columnar data sets: each table as `<table>.parquet`, the format of the national data sets.
 
 Columnar files are some ten times smaller and faster to read than CSV at national scale, and keep
 the types (dates, categories, nullable integers) that CSV turns into text.
@@ -12,17 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-# --- columnar output ----------------------------------------------------------------------------
+from evaluation.data.datamodel import TABLES, data_dictionary
+from evaluation.data.reading import DICTIONARY_FILE, PARQUET, DataSetError, as_text, check_columns
 
-PARQUET_SUFFIX = ".parquet"
+PARQUET_SUFFIX = PARQUET
 
 
 def _arrow_table(frame: pd.DataFrame, name: str) -> Any:
     """One table as Arrow: dates as date32 (a day, as the data model says), categories as
     dictionaries, nullable ints and booleans with nulls, identifiers as strings."""
     import pyarrow as pa
-
-    from evaluation.data.datamodel import TABLES
 
     arrays, fields = [], []
     for f in TABLES[name].fields:
@@ -35,20 +34,12 @@ def _arrow_table(frame: pd.DataFrame, name: str) -> Any:
         arrays.append(arr)
         fields.append(pa.field(f.name, arr.type, nullable=not f.required or f.kind == "date",
                                metadata={"description": f.description}))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields,
-                                                         metadata={"table": name}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={"table": name}))
 
 
 def write_parquet_tables(tables: Mapping[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """Write each table as `<table>.parquet` (zstd) and the data dictionary as CSV.
-
-    Columnar files are some ten times smaller and faster to read than CSV at national scale, and
-    keep the types (dates, categories, nullable integers) that CSV turns into text.
-    """
+    """Write each table as `<table>.parquet` (zstd) and the data dictionary as CSV."""
     import pyarrow.parquet as pq
-
-    from evaluation.data.datamodel import TABLES, data_dictionary
-    from evaluation.data.reading import DICTIONARY_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -68,12 +59,9 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
     Typed by default: the dtypes of `datamodel.TABLES` (exactly what `synthetic.generate`
     returns), ready for the indicators without the text round trip. With `text=True` the frames
     are text as `reading.read_text_tables` gives them (via `reading.as_text`), for a run that
-    validates every row. A missing file or column raises `dataset.DataSetError`.
+    validates every row. A missing file or column raises `reading.DataSetError`.
     """
     import pyarrow.parquet as pq
-
-    from evaluation.data.datamodel import TABLES
-    from evaluation.data.reading import DataSetError, check_columns
 
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
@@ -96,11 +84,7 @@ def read_parquet_tables(data_dir: Path, text: bool = False) -> dict[str, pd.Data
                 s = col.to_pandas(types_mapper=_nullable_types().get)
             cols[f.name] = s.astype(f.dtype) if str(s.dtype) != str(f.dtype) else s
         out[name] = pd.DataFrame(cols)
-    if text:
-        from evaluation.data.reading import as_text
-
-        return as_text(out)
-    return out
+    return as_text(out) if text else out
 
 
 def _nullable_types() -> dict[Any, Any]:
@@ -109,5 +93,3 @@ def _nullable_types() -> dict[Any, Any]:
     return {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
             pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype(),
             pa.large_string(): pd.StringDtype()}
-
-

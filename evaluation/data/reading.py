@@ -15,6 +15,9 @@ import pandas as pd
 from evaluation.data.datamodel import TABLES, Table, data_dictionary
 
 DICTIONARY_FILE = "data_dictionary.csv"
+#: Without schools and their pupils nothing can be counted; every other table may be missing
+#: from a data set (a provider could not deliver it): it is read as empty and the report says so.
+ESSENTIAL = ("schools", "enrolments")
 
 
 class DataSetError(ValueError):
@@ -62,6 +65,11 @@ def check_columns(path: Path, columns: list[str], table: Table) -> None:
         )
 
 
+def empty_text_table(table: Table) -> pd.DataFrame:
+    """A table without rows, as text: what a missing file of a non-essential table reads as."""
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in table.columns})
+
+
 def read_text_table(path: Path, table: Table) -> pd.DataFrame:
     """Read one CSV file as text; every declared column must be there and nothing else."""
     if not path.exists():
@@ -69,6 +77,12 @@ def read_text_table(path: Path, table: Table) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""],
                             encoding="utf-8-sig", skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        # A 0-byte file or one of blank lines only: no header line to check the columns against.
+        hint = ("" if table.name in ESSENTIAL else
+                "; if the table was not delivered, leave the file out")
+        raise DataSetError(f"{path}: the file is empty (no header line); write at least the "
+                           f"header line {','.join(table.columns)}{hint}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataSetError(f"{path}: cannot be read as a UTF-8 CSV file: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -123,14 +137,27 @@ def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
     return text[table.columns]
 
 
+def absent_tables(data_dir: Path) -> list[str]:
+    """The tables `data_dir` has no file for."""
+    return [name for name, path in table_files(data_dir).items() if not path.exists()]
+
+
 def read_text_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
     """Read every table of the data model from `data_dir` as text (CSV, or Parquet where a
-    table has no CSV file)."""
+    table has no CSV file); a table without a file is empty, unless it is essential (schools,
+    enrolments): then the error names every missing file."""
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
-    return {name: (read_parquet_text(path, TABLES[name]) if path.suffix == PARQUET
+    files = table_files(data_dir)
+    missing = [name for name in absent_tables(data_dir) if name in ESSENTIAL]
+    if missing:
+        raise DataSetError("; ".join(
+            f"{files[name]}: file not found (table {name} is required: without schools and "
+            "their pupils nothing can be counted)" for name in missing))
+    return {name: (empty_text_table(TABLES[name]) if not path.exists()
+                   else read_parquet_text(path, TABLES[name]) if path.suffix == PARQUET
                    else read_text_table(path, TABLES[name]))
-            for name, path in table_files(data_dir).items()}
+            for name, path in files.items()}
 
 
 def file_hashes(data_dir: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.data.datamodel import TABLES, Table
-from evaluation.data.reading import read_text_tables, table_files
+from evaluation.data.reading import DataSetError, absent_tables, read_text_tables, table_files
 
 # Tables in an order where every referenced table comes first.
 ORDER = ("schools", "enrolments", "trajectories", "care_reports", "referrals",
@@ -36,9 +36,11 @@ REASONS = {
     "bad_boolean": "not true/false",
     "unknown_value": "value not allowed",
     "duplicate_key": "key occurs more than once (the first occurrence is kept)",
-    "date_order": "date comes after a date that should follow it",
+    "date_order": "date is before the date it should follow",
     "unknown_reference": "refers to a row that does not exist (or was rejected)",
+    "unknown_code": "value has no code in the import mapping",
 }
+PROBLEM_COLUMNS = ["table", "file", "row", "field", "value", "reason", "other"]
 
 
 @dataclass
@@ -52,6 +54,10 @@ class ValidationResult:
     files: dict[str, str] = field(default_factory=dict)
     # Accepted rows per table in the files, kept when `tables` holds one report's schools only.
     accepted: dict[str, int] | None = None
+    # Tables the data set has no file for (read as empty).
+    absent: tuple[str, ...] = ()
+    # School years with enrolments in the whole data set, kept when `tables` is narrowed.
+    years: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,10 +73,17 @@ class ValidationResult:
                 "accepted": (self.accepted[name] if self.accepted is not None
                              else len(self.tables[name])),
                 "rejected": len(self.rejected[name]),
+                "supplied": name not in self.absent,
             }
             for name in TABLES
         ]
         return pd.DataFrame(rows)
+
+    def school_years(self) -> list[str]:
+        """The school years with enrolments in the data set (before any narrowing)."""
+        if self.years is not None:
+            return list(self.years)
+        return sorted(self.tables["enrolments"]["school_year"].dropna().astype(str).unique())
 
     def for_schools(self, schools: Iterable[str]) -> ValidationResult:
         """The accepted rows of these schools only (parent involvement through its
@@ -88,7 +101,7 @@ class ValidationResult:
                 tables["trajectories"]["trajectory_id"]).to_numpy()]
         tables = {name: tables.get(name, frame) for name, frame in self.tables.items()}
         accepted = self.accepted or {name: len(frame) for name, frame in self.tables.items()}
-        return replace(self, tables=tables, accepted=accepted)
+        return replace(self, tables=tables, accepted=accepted, years=tuple(self.school_years()))
 
     def reasons(self) -> pd.DataFrame:
         """Rejected rows per table and reason (a row with two reasons counts under both)."""
@@ -115,7 +128,9 @@ class ValidationResult:
 
 
 def _problems(mask: pd.Series, frame: pd.DataFrame, table: Table, column: str,
-              reason: str, file: str) -> pd.DataFrame:
+              reason: str, file: str, other: str = "") -> pd.DataFrame:
+    """The rows `mask` marks, as problems; `other`: the field `column` disagrees with (date
+    order), whose value goes to `other_value`."""
     idx = mask[mask.fillna(False)].index
     if len(idx) == 0:
         return pd.DataFrame()
@@ -128,6 +143,9 @@ def _problems(mask: pd.Series, frame: pd.DataFrame, table: Table, column: str,
         "value": frame.loc[idx, column].astype("string").fillna("").to_numpy()
         if column in frame else "",
         "reason": reason,
+        "other": other,
+        "other_value": frame.loc[idx, other].astype("string").fillna("").to_numpy()
+        if other in frame else "",
     })
 
 
@@ -198,12 +216,18 @@ def _validate_table(raw: pd.DataFrame, table: Table, file: str) -> tuple[pd.Data
     found.append(_problems(dup, shown, table, label, "duplicate_key", file))
     for earlier, later in table.date_order:
         bad = (out[earlier] > out[later]).fillna(False)
-        found.append(_problems(bad, raw, table, later, "date_order", file))
+        found.append(_problems(bad, raw, table, later, "date_order", file, other=earlier))
     return out, found
 
 
-def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) -> ValidationResult:
-    """Validate text tables (as read by `dataset.read_text_tables` or made by the generator)."""
+def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None,
+             flagged: dict[str, pd.DataFrame] | None = None) -> ValidationResult:
+    """Validate text tables (as read by `reading.read_text_tables` or made by the generator).
+
+    `flagged`: problems found before validation (the import's unknown codes), per table with
+    `row` (index + 2), `field`, `value` and `reason`; they reject their rows like any other and
+    replace what validation says about the same field of the same row (an unknown code, left
+    empty, is not also a missing value)."""
     files = files or {name: TABLES[name].filename for name in TABLES}
     accepted: dict[str, pd.DataFrame] = {}
     rejected: dict[str, pd.DataFrame] = {}
@@ -225,6 +249,13 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
             found.append(_problems(bad, frame, table, fk.fields[0], "unknown_reference",
                                    files[name]))
         found = [p for p in found if not p.empty]
+        pre = (flagged or {}).get(name)
+        if pre is not None and len(pre):
+            pre = pre.assign(table=name, file=files[name], other="", other_value="")
+            keys = set(zip(pre["row"], pre["field"], strict=True))
+            found = [p[[k not in keys for k in zip(p["row"], p["field"], strict=True)]]
+                     for p in found] + [pre]
+            found = [p for p in found if not p.empty]
         problems = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
         bad_rows = np.zeros(len(frame), dtype=bool)
         if not problems.empty:
@@ -247,7 +278,7 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
         .sort_values(["_order", "row", "field"], kind="stable")
         .drop(columns="_order")
         if all_problems
-        else pd.DataFrame(columns=["table", "file", "row", "field", "value", "reason"])
+        else pd.DataFrame(columns=[*PROBLEM_COLUMNS, "other_value"])
     )
     return ValidationResult(
         tables={n: accepted[n] for n in TABLES},
@@ -259,12 +290,36 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None) 
 
 
 def format_problem(row: pd.Series) -> str:
-    """One problem as a line for the command line: file, row, field, value and reason."""
+    """One problem as a line for the command line: file, row, field, value and reason; for two
+    dates in the wrong order, both fields and both values."""
+    if row["reason"] == "date_order" and row.get("other"):
+        return (f"{row['file']}, row {row['row']}, field {row['field']}: {row['field']} "
+                f"{row['value']} is before {row['other']} {row['other_value']}")
     value = f" {row['value']!r}:" if row["value"] != "" else ":"
     return f"{row['file']}, row {row['row']}, field {row['field']}{value} {REASONS[row['reason']]}"
 
 
 def validate_dir(data_dir: Path) -> ValidationResult:
-    """Read and validate every table in `data_dir`."""
+    """Read and validate every table in `data_dir` (a table without a file reads as empty and is
+    listed in `absent`)."""
     raw = read_text_tables(data_dir)
-    return validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})
+    result = validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})
+    return replace(result, absent=tuple(absent_tables(data_dir)))
+
+
+def require_school_year(result: ValidationResult, school_year: str, where: object) -> None:
+    """A report needs pupils in its school year: without a single enrolment (of the schools the
+    result holds) there is nothing to report on, which is an error naming the years there are,
+    not a report of empty tables."""
+    enrolled = result.tables["enrolments"]["school_year"].dropna().astype(str)
+    if (enrolled == school_year).any():
+        return
+    years = sorted(enrolled.unique())
+    held = (f"the enrolments there cover {_years_text(years)}" if years
+            else "there are no accepted enrolments at all")
+    raise DataSetError(f"school year {school_year}: no data in {where} (no pupil is enrolled "
+                       f"in that year); {held}")
+
+
+def _years_text(years: list[str]) -> str:
+    return ("school year " if len(years) == 1 else "school years ") + ", ".join(years)

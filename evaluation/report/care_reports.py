@@ -24,20 +24,28 @@ def _p_text(p: float) -> str:
 
 
 def summary_markdown(a: CareReportAnalysis, es) -> str:
-    """Key findings in plain Dutch; every number computed from `a` and the estimate set `es`."""
+    """Key findings in plain Dutch; every number computed from `a` and the estimate set `es`.
+    On thin data (no pupils of pilot schools in the report year, no year before the start, no
+    comparison schools) it says what could not be determined instead of showing empty figures."""
     from evaluation.analysis.methods import BEFORE_AFTER, DID
     from evaluation.report import formatting as f
     from evaluation.report.disclosure import round_to_base
 
     rule = a.params.disclosure
+    year = a.params.school_year
     gy = a.group_years
     pilot = gy[gy["group"] == "pilot"]
     base = a.yearly[(a.yearly["group"] == "pilot") & (a.yearly["post"] == False)]  # noqa: E712
-    before_rate = 100 * base["count"].sum() / base["pupils"].sum()
-    now = pilot[pilot["school_year"] == a.params.school_year]
+    now = pilot[pilot["school_year"] == year]
+    now_years = a.yearly[(a.yearly["school_year"] == year) & (a.yearly["pupils"] > 0)]
+    n_pilot = int(now_years.loc[now_years["group"] == "pilot", "school_id"].nunique())
+    n_comp = int(now_years.loc[now_years["group"] == "comparison", "school_id"].nunique())
+    if n_pilot == 0:
+        return (f"In schooljaar {year} staan geen leerlingen van pilotscholen in de gegevens; "
+                "het aantal zorgmeldingen op de pilotscholen is daarom niet te bepalen.")
+    before_rate = (100 * base["count"].sum() / base["pupils"].sum() if base["pupils"].sum()
+                   else float("nan"))
     now_rate = float(100 * now["count"].sum() / now["pupils"].sum())
-    n_pilot = int((a.design["group"] == "pilot").sum())
-    n_comp = int((a.design["group"] == "comparison").sum())
     pupils_now = int(round_to_base(now["pupils"], rule.rounding_base).sum())
     level = int(100 * (1 - a.params.analysis.alpha))
     did, pooled = es.get(INDICATOR, DID), es.get(INDICATOR, BEFORE_AFTER)
@@ -46,28 +54,46 @@ def summary_markdown(a: CareReportAnalysis, es) -> str:
            "meervoudig toetsen")
     did_text = None
     if pd.isna(did["estimate"]):
+        note = str(did.get("note") or "niet geschat: te weinig scholen of waarnemingen")
         did_text = ("Een vergelijking met de vergelijkingsscholen (verschil-in-verschillen) is "
-                    "niet geschat: te weinig scholen of waarnemingen.")
+                    f"{note}.")
     elif did["estimate"] >= 1:
         did_text = (f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen "
                     f"(verschil-in-verschillen) is de verhouding {f.number(did['estimate'], 2)} "
                     f"({level}%-betrouwbaarheidsinterval "
                     f"{f.interval(did['ci_low'], did['ci_high'])}; gecorrigeerde p "
                     f"{_p_text(did['p_value_adjusted'])}): geen daling; dit verschil is {sig}.")
+    compared = (f"Zij worden vergeleken met "
+                f"**{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')}** "
+                "zonder pilot." if n_comp else
+                "Van vergelijkingsscholen zonder pilot zijn in dat jaar geen gegevens.")
+    # Rates resting on fewer reports than the disclosure threshold are not published.
+    few = f"minder dan {rule.min_count} meldingen: niet gepubliceerd"
+    now_text = (f"**{f.number(now_rate)} per 100 leerlingen**" if now["count"].sum()
+                >= rule.min_count else f"te weinig om te publiceren ({few})")
+    if pd.isna(before_rate):
+        change = (f"Over de schooljaren vóór de start van de pilot zijn geen gegevens, dus een "
+                  f"vergelijking vóór/na is niet te maken. Zorgmeldingen in {year}: "
+                  f"{now_text}.")
+    elif min(base["count"].sum(), now["count"].sum()) < rule.min_count:
+        change = (f"Op de pilotscholen waren er te weinig zorgmeldingen om het aantal per 100 "
+                  f"leerlingen vóór de start en in {year} te publiceren ({few})"
+                  + (f"; voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheids"
+                     f"interval {f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)}"
+                     " minder" if pd.notna(pooled["estimate"]) else "") + ".")
+    else:
+        change = (
+            f"Op de pilotscholen {'daalde' if now_rate < before_rate else 'steeg'} het aantal "
+            f"zorgmeldingen van **{f.number(before_rate)} per 100 leerlingen** per schooljaar "
+            f"vóór de start naar **{f.number(now_rate)} per 100 leerlingen** in {year}"
+            + (f" (voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheidsinterval "
+               f"{f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)} minder)"
+               if pd.notna(pooled["estimate"]) else "") + ".")
     return (
-        f"In schooljaar {a.params.school_year} werkten "
+        f"In schooljaar {year} {'werkte' if n_pilot == 1 else 'werkten'} "
         f"**{f.count_noun(n_pilot, 'school', 'scholen')}** met een kernteam, "
-        f"met samen ongeveer {f.integer(pupils_now)} leerlingen. Zij worden vergeleken met "
-        f"**{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')}** zonder pilot."
-        f"\n\n"
-        f"Op de pilotscholen {'daalde' if now_rate < before_rate else 'steeg'} het aantal "
-        f"zorgmeldingen van "
-        f"**{f.number(before_rate)} per 100 leerlingen** per schooljaar vóór de start naar "
-        f"**{f.number(now_rate)} per 100 leerlingen** in {a.params.school_year}"
-        + (f" (voor/na: {_change(pooled['estimate'])}, {level}%-betrouwbaarheidsinterval "
-           f"{f.interval(1 - pooled['ci_high'], 1 - pooled['ci_low'], 1, pct=True)} minder)"
-           if pd.notna(pooled["estimate"]) else "")
-        + ".\n\n"
+        f"met samen ongeveer {f.integer(pupils_now)} leerlingen. {compared}"
+        f"\n\n{change}\n\n"
         + (did_text or (
             f"Gecorrigeerd voor de ontwikkeling op de vergelijkingsscholen (verschil-in-verschillen) "
             f"is dat **{_change(did['estimate'])}** zorgmeldingen "

@@ -132,7 +132,9 @@ def cost_table(cb: CostBenefit) -> pd.DataFrame:
         ("Vermeden kosten totaal", euro(cb.avoided_costs.point),
          _interval(cb.avoided_costs, euro), ""),
         ("Saldo (vermeden kosten min kosten pilot)", euro(cb.net.point),
-         _interval(cb.net, euro), "positief: de pilot bespaart meer dan hij kost"),
+         _interval(cb.net, euro), "positief: de pilot bespaart meer dan hij kost"
+         if math.isfinite(cb.net.point) else "niet te bepalen: de vermeden kosten zijn niet "
+         "berekend"),
         ("Saldo per leerling", euro(cb.net_per_pupil.point), _interval(cb.net_per_pupil, euro),
          f"{_published_count(cb, cb.pupils)} leerlingen op de pilotscholen"),
         ("Kosten pilot per vermeden traject zwaardere zorg", euro(cb.cost_per_avoided.point),

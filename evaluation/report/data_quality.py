@@ -16,7 +16,11 @@ from evaluation.report import formatting as f
 def summary_markdown(v: ValidationResult) -> str:
     s = v.summary()
     read, acc, rej = int(s["read"].sum()), int(s["accepted"].sum()), int(s["rejected"].sum())
-    text = (f"Er zijn {f.integer(read)} rijen ingelezen uit {len(s)} tabellen; "
+    supplied = int(s["supplied"].sum())
+    tables = (f"{len(s)} tabellen" if supplied == len(s) else
+              f"{supplied} van de {len(s)} tabellen (niet aangeleverd: "
+              f"{', '.join(s.loc[~s['supplied'], 'table'].map(labels.TABLE_NAMES).str.lower())})")
+    text = (f"Er zijn {f.integer(read)} rijen ingelezen uit {tables}; "
             f"{f.integer(acc)} zijn geaccepteerd en {f.integer(rej)} afgekeurd "
             f"({f.percent(rej / read if read else 0, 2)}).")
     if rej == 0:
@@ -31,7 +35,7 @@ def counts_table(v: ValidationResult) -> pd.DataFrame:
     s = v.summary()
     return pd.DataFrame({
         "Tabel": s["table"].map(labels.TABLE_NAMES),
-        "Ingelezen": s["read"].map(f.integer),
+        "Ingelezen": s["read"].map(f.integer).where(s["supplied"], "niet aangeleverd"),
         "Geaccepteerd": s["accepted"].map(f.integer),
         "Afgekeurd": s["rejected"].map(f.integer),
     })
@@ -43,7 +47,7 @@ def reasons_table(v: ValidationResult) -> pd.DataFrame | None:
         return None
     return pd.DataFrame({
         "Tabel": r["table"].map(labels.TABLE_NAMES),
-        "Veld": r["field"],
+        "Veld": r["field"].map(labels.field_name),
         "Reden": r["reason"].map(labels.REASONS),
         "Rijen": r["rows"].map(f.integer),
     })
@@ -53,9 +57,46 @@ def missing_table(v: ValidationResult) -> pd.DataFrame:
     m = v.missing()
     return pd.DataFrame({
         "Tabel": m["table"].map(labels.TABLE_NAMES),
-        "Veld (optioneel)": m["field"],
+        "Veld (optioneel)": m["field"].map(labels.field_name),
         "Leeg": m["missing"].map(f.integer),
         "Aandeel leeg": m["share"].map(lambda x: f.percent(x, 1)),
+    })
+
+
+#: The plausibility checks (`evaluation.data.plausibility`) in the words of the annex.
+CHECKS = {
+    "outside_school_years": "gedateerd in een schooljaar zonder inschrijvingen",
+    "school_without_care_records": "school met leerlingen maar zonder zorgmeldingen, trajecten "
+                                   "of verwijzingen",
+    "empty_month": "maand zonder registraties in een reeks die ze verder wel heeft",
+}
+DATE_WORDS = {"report_date": "datum van de melding", "signal_date": "datum van het signaal",
+              "referral_date": "datum van de verwijzing", "school_id": "school"}
+
+
+def plausibility_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The plausibility warnings (rejecting nothing) as the annex lists them: what, in which
+    table, how many rows, and which school years, schools (by name) or months."""
+    from evaluation.data.plausibility import plausibility
+
+    w = plausibility(tables)
+    names = tables["schools"].set_index("school_id")["name"].astype(str).to_dict()
+
+    def detail(row: pd.Series) -> str:
+        items = row["detail"]
+        if row["check"] == "school_without_care_records":
+            items = [names.get(i, i) for i in items]  # school names are public
+        elif row["check"] == "empty_month":
+            items = [f"{labels.MONTHS[int(m[5:7]) - 1]} {m[:4]}" for m in items]
+        shown = ", ".join(items[:8])
+        return shown + (f" en {len(items) - 8} meer" if len(items) > 8 else "")
+
+    return pd.DataFrame({
+        "Tabel": w["table"].map(labels.TABLE_NAMES),
+        "Waarschuwing": w["check"].map(CHECKS),
+        "Rijen": [f.integer(n) if n and c != "school_without_care_records" else "–"
+                  for n, c in zip(w["rows"], w["check"], strict=True)],
+        "Betreft": [detail(r) for _, r in w.iterrows()],  # a handful of warnings
     })
 
 
@@ -93,7 +134,7 @@ def import_reasons(data_dir) -> pd.DataFrame | None:
         return None
     return pd.DataFrame([{
         "Tabel": labels.TABLE_NAMES.get(r["table"], r["table"]),
-        "Veld": r["field"],
+        "Veld": labels.field_name(r["field"]),
         "Reden": labels.REASONS.get(r["reason"], r["reason"]),
         "Rijen": f.integer(r["rows"]),
     } for r in reasons])

@@ -237,6 +237,8 @@ def protect_crosstab(
                          "pass it without totals, they are computed from the raw counts")
     values = _raw_counts(table)
     index, columns = table.index, table.columns
+    if values.size == 0:  # no counts at all (a table not delivered): nothing to publish
+        return pd.DataFrame(index=index, columns=columns, dtype="Int64")
     if margins:
         row_total = values.sum(axis=1, keepdims=True)
         values = np.block([[values, row_total],

@@ -51,7 +51,7 @@ def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
     t["_c"] = t["comparison"].map({k: i for i, k in enumerate(COMPARISON_ORDER)})
     t = t.sort_values(["_i", "_c"])
     level = int(round(100 * (1 - es.params.analysis.alpha)))
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "Indicator": t["indicator"].map(lambda i: INDICATORS[i].label_nl),
         "Vergelijking": t["comparison"],
         "Effect": [effect(v, u) for v, u in zip(t["estimate"], t["unit"], strict=True)],
@@ -62,11 +62,18 @@ def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
         "p gecorrigeerd": t["p_value_adjusted"].map(
             lambda p: "–" if pd.isna(p) else f.p_value(p)),
     })
+    notes = t["note"].fillna("").astype(str)
+    if (notes != "").any():
+        # Why a comparison has no figure: the reader sees the reason, not just a blank.
+        out["Toelichting"] = notes.to_numpy()
+        out.loc[(notes != "").to_numpy(), ["Effect", f"{level}%-interval", "p"]] = "–"
+    return out
 
 
 def methods_footnote(es: EstimateSet, indicator_ids: list[str]) -> str:
     """The methods behind a table, once each, as a Markdown list."""
     t = es.table[es.table["indicator"].isin(indicator_ids)]
+    t = t[t["method"].fillna("").astype(str) != ""]  # comparisons not estimated have no method
     lines = [f"- *{c}*: {m}." for c, m in
              t[["comparison", "method"]].drop_duplicates("comparison").itertuples(index=False)]
     return "\n".join(lines)
@@ -141,8 +148,9 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
             "Claim van de pilot": ind.claim_nl,
             "Pilotscholen vóór": value_text(ind, pv.loc["pilot", "before"]),
             f"Pilotscholen {es.params.school_year}": value_text(ind, pv.loc["pilot", "after"]),
-            f"Effect ({level}%-interval)": f"{effect(did['estimate'], did['unit'])} "
-                                           f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
+            f"Effect ({level}%-interval)": "–" if pd.isna(did["estimate"]) else
+            f"{effect(did['estimate'], did['unit'])} "
+            f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
             "Conclusie": verdict(ind, did),
         })
         raw.append({"indicator": ind_id, "n_before": int(pv.loc["pilot", "n_before"]),
@@ -167,7 +175,8 @@ def improved(ind: Indicator, row: pd.Series) -> bool | None:
 def verdict(ind: Indicator, row: pd.Series) -> str:
     """One Dutch phrase: confirmed, opposite, or not shown (at the adjusted level if primary)."""
     if pd.isna(row["estimate"]):
-        return "niet geschat (te weinig gegevens)"
+        note = str(row.get("note") or "")
+        return note if note.startswith("niet te bepalen") else "niet geschat (te weinig gegevens)"
     sig = bool(row["significant"])
     if ind.better == "unchanged":
         return ("verandert niet aantoonbaar" if not sig
@@ -182,17 +191,24 @@ def summary_sentences(es: EstimateSet) -> str:
     did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
     confirmed = [INDICATORS[r["indicator"]] for _, r in did.iterrows()
                  if verdict(INDICATORS[r["indicator"]], r) == "bevestigd"]
+    estimated = int(did["estimate"].notna().sum())
     n_pilot = int((es.design["group"] == "pilot").sum())
     n_comp = int((es.design["group"] == "comparison").sum())
     method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[es.params.analysis.multiple_testing]
     unit = (f"gemeente {es.params.municipality_name}" if es.params.municipality_name
             else f"regio {es.params.region.name}")
-    text = (f"In schooljaar {es.params.school_year} werkten "
+    text = (f"In schooljaar {es.params.school_year} {'werkte' if n_pilot == 1 else 'werkten'} "
             f"{f.count_noun(n_pilot, 'school', 'scholen')} in {unit} volgens de pilot; "
-            f"{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')} werkten (nog) "
-            f"niet zo. Van de {len(did)} hoofdindicatoren tonen er **{len(confirmed)}** een "
-            f"verbetering die standhoudt na correctie voor meervoudig toetsen ({method}).")
-    return text
+            f"{f.count_noun(n_comp, 'vergelijkingsschool', 'vergelijkingsscholen')} "
+            f"{'werkte' if n_comp == 1 else 'werkten'} (nog) niet zo. ")
+    if estimated == 0:
+        return text + (f"Geen van de {len(did)} hoofdindicatoren kon met vergelijkingsscholen "
+                       "worden vergeleken; hieronder staat per indicator waarom.")
+    of = (f"Van de {len(did)} hoofdindicatoren" if estimated == len(did) else
+          f"Van de {len(did)} hoofdindicatoren konden er {estimated} met vergelijkingsscholen "
+          f"worden vergeleken; daarvan")
+    return text + (f"{of} tonen er **{len(confirmed)}** een verbetering die standhoudt na "
+                   f"correctie voor meervoudig toetsen ({method}).")
 
 
 # --- goals and progress ---------------------------------------------------------------------------
@@ -202,7 +218,7 @@ def _unit_values(ind: Indicator, rows: pd.DataFrame, by: str) -> pd.DataFrame:
     for key, g in rows.groupby(by, observed=True):
         v, n = _value(ind, g)
         parts.append({by: key, "value": v, "n": n})
-    return pd.DataFrame(parts)
+    return pd.DataFrame(parts, columns=[by, "value", "n"])
 
 
 def meets(ind: Indicator, value: float, target: float) -> bool:
@@ -309,6 +325,10 @@ def mde_table(es: EstimateSet) -> pd.DataFrame:
     rows = []
     for r in t.itertuples(index=False):
         ind = INDICATORS[r.indicator]
+        if pd.isna(r.mde):
+            rows.append({"Indicator": ind.label_nl, "Kleinste aantoonbare effect":
+                         r.note if isinstance(r.note, str) and r.note else f.SUPPRESSED})
+            continue
         if r.unit == "rate ratio":
             text = f"{f.percent(1 - r.mde, 0)} minder"
         elif r.unit == "hazard ratio":
@@ -366,6 +386,13 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
     parts = []
     for ind_id in indicator_ids:
         ind = INDICATORS[ind_id]
+        rows = es.table[es.table["indicator"] == ind_id]
+        if rows.empty or rows["estimate"].isna().all() and (
+                rows["note"].nunique() <= 1 or not (rows["comparison"] == methods.DID).any()):
+            note = (rows["note"].dropna().astype(str).iloc[0]
+                    if not rows.empty and rows["note"].notna().any() else "")
+            parts.append(f"**{ind.name_nl}** ({note or 'niet geschat: te weinig gegevens'}).")
+            continue
         if ind_id == "indication_free_days":
             row = es.table[es.table["indicator"] == ind_id].iloc[0]
             parts.append(f"**{ind.name_nl}.** Op de pilotscholen eindigen indicatievrije trajecten "
@@ -374,13 +401,25 @@ def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
             continue
         pv = period_values(es, ind_id).set_index("group")
         row = es.get(ind_id, methods.DID)
-        parts.append(
-            f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
-            f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
-            f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
-            f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
-            f"{value_text(ind, pv.loc['comparison', 'after'])}. Verschil-in-verschillen: "
-            f"{_change_text(ind, row, level)}.")
+        if pd.notna(row["estimate"]):
+            parts.append(
+                f"**{ind.name_nl}** ({verdict(ind, row)}). Op de pilotscholen "
+                f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
+                f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}; op de "
+                f"vergelijkingsscholen {value_text(ind, pv.loc['comparison', 'before'])} en "
+                f"{value_text(ind, pv.loc['comparison', 'after'])}. Verschil-in-verschillen: "
+                f"{_change_text(ind, row, level)}.")
+            continue
+        # No comparison with comparison schools: say why, and what the pilot schools show.
+        text = (f"**{ind.name_nl}** (vergelijking met vergelijkingsscholen "
+                f"{verdict(ind, row)}). Op de pilotscholen "
+                f"{value_text(ind, pv.loc['pilot', 'before'])} vóór de start en "
+                f"{value_text(ind, pv.loc['pilot', 'after'])} in {es.params.school_year}.")
+        ba = rows[rows["comparison"] == methods.BEFORE_AFTER]
+        if len(ba) and pd.notna(ba["estimate"].iloc[0]):
+            text += (f" Voor/na op de pilotscholen, zonder vergelijking met andere scholen: "
+                     f"{_change_text(ind, ba.iloc[0], level)}.")
+        parts.append(text)
     return "\n\n".join(parts)
 
 
@@ -417,9 +456,18 @@ def method_facts(es: EstimateSet) -> str:
     n_comp = int((es.design["group"] == "comparison").sum())
     cohorts = ", ".join(sorted(es.design["cohort"].dropna().unique()))
     method = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[p.analysis.multiple_testing]
+    with_data = pd.concat([d[["school_id", "group"]] for d in es.data.values()]
+                          ).drop_duplicates("school_id") if es.data else pd.DataFrame(
+        columns=["school_id", "group"])
+    d_pilot = int((with_data["group"] == "pilot").sum())
+    d_comp = int((with_data["group"] == "comparison").sum())
+    covered = ("" if (d_pilot, d_comp) == (n_pilot, n_comp) else
+               f" Gegevens waren er van {d_pilot} van de {n_pilot} pilotscholen en {d_comp} van "
+               f"de {n_comp} vergelijkingsscholen.")
     return (
         f"De analyse gebruikt de schooljaren {es.years[0]} tot en met {es.years[-1]}: "
-        f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen. "
+        f"{n_pilot} pilotscholen (start in {cohorts}) en {n_comp} vergelijkingsscholen."
+        f"{covered} "
         f"De {len(PRIMARY)} hoofdindicatoren vormen per vergelijking één familie; hun p-waarden "
         f"zijn gecorrigeerd volgens {method} bij een significantieniveau van "
         f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn gewone "
@@ -445,27 +493,36 @@ def robustness_table(robust: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir) -> pd.DataFrame:
+def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir,
+                          es: EstimateSet | None = None) -> pd.DataFrame:
     """Per primary indicator: the joint test of the pre-period effects (bootstrap p) and the
     breakdown value M̄: how many times the largest pre-period change the bias after the start
-    may be before the conclusion no longer holds."""
+    may be before the conclusion no longer holds. Where the comparison with comparison schools
+    could not be determined (`es`), its reason instead."""
     from evaluation.analysis.robustness import parallel_trends
 
     rows = []
     for ind_id in PRIMARY:
-        label = INDICATORS[ind_id].label_nl
+        ind = INDICATORS[ind_id]
+        none = {"Indicator": ind.label_nl, "Toets vóórperiode (p)": "–", "Breekpunt M̄": "–"}
+        note = str(es.get(ind_id, methods.DID)["note"] or "") if es is not None else ""
+        if note.startswith("niet te bepalen"):
+            rows.append({**none, "Opmerking": note})
+            continue
         try:
             r = parallel_trends(tables, params, params_dir, ind_id)
         except ValueError:
-            rows.append({"Indicator": label, "Toets vóórperiode (p)": "–",
-                         "Breekpunt M̄": "–", "Opmerking": "niet van toepassing (lopende duren)"})
+            rows.append({**none, "Opmerking": "niet van toepassing (lopende duren)"
+                         if ind.kind == "duration" else "niet te bepalen: te weinig gegevens"})
             continue
         p = r["wald_p_bootstrap"]
         rows.append({
-            "Indicator": label,
+            "Indicator": ind.label_nl,
             "Toets vóórperiode (p)": f.p_value(p),
             "Breekpunt M̄": f.number(r["breakdown_mbar"], 1),
-            "Opmerking": ("aanwijzing voor ongelijke trends vóór de start" if p < params.analysis.alpha
+            "Opmerking": ("niet te bepalen: te weinig schooljaren vóór de start" if pd.isna(p)
+                          else "aanwijzing voor ongelijke trends vóór de start"
+                          if p < params.analysis.alpha
                           else "geen aanwijzing voor ongelijke trends"),
         })
     return pd.DataFrame(rows)

@@ -10,19 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.data.reading import as_text
-from evaluation.data.validation import ValidationResult, validate, validate_dir
+from evaluation.data.validation import (
+    ValidationResult,
+    require_school_year,
+    validate,
+    validate_dir,
+)
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
 
 
-def show_table(frame, caption: str, name: str, tables_dir: str = "") -> None:
+def show_table(frame, caption: str, name: str, tables_dir: str = "", empty: str = "") -> None:
     """Show a formatted table in the notebook (and so in the report), and keep a copy for the
-    report's Excel workbook when the pipeline gave a `tables_dir`."""
+    report's Excel workbook when the pipeline gave a `tables_dir`. A table without rows shows
+    `empty` instead (why there is nothing to show), when given."""
     import json
 
     from IPython.display import Markdown, display
 
     from evaluation.report.formatting import markdown_table
 
+    if len(frame) == 0 and empty:
+        display(Markdown(f"*{empty}*"))
+        return
     display(Markdown(markdown_table(frame) + f"\n\n: {caption}"))
     if tables_dir:
         out = Path(tables_dir)
@@ -30,6 +39,26 @@ def show_table(frame, caption: str, name: str, tables_dir: str = "") -> None:
         frame.astype("string").to_parquet(out / f"{name}.parquet", index=False)
         (out / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption},
                                                      ensure_ascii=False), encoding="utf-8")
+
+
+def show_figure(fig, note: str) -> None:
+    """Show a figure, or, where there was nothing to draw (`fig` is None), the sentence that says
+    why: a report on thin data keeps its sections and explains the gaps."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    if fig is None:
+        display(Markdown(f"*{note}*"))
+        return
+    display(fig)
+    plt.close(fig)
+
+
+def show_text(text: str) -> None:
+    """Markdown text (an empty output when there is nothing to say, which the report skips)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 @dataclass
@@ -82,5 +111,7 @@ def setup(region: str, school_year: str, data_dir: str = "", overrides: list[str
     params = load_params(region, school_year, overrides, pdir, municipality or None)
     est = Path(estimates_file) if estimates_file else None
     if data_dir:
-        return Run(params, report_data(Path(data_dir), params), pdir, Path(data_dir), est)
+        data = report_data(Path(data_dir), params)
+        require_school_year(data, params.school_year, data_dir)
+        return Run(params, data, pdir, Path(data_dir), est)
     return Run(params, synthetic_data(pdir, overrides), pdir, None, est)

@@ -30,8 +30,11 @@ def decimal_comma(ax: plt.Axes, decimals: int = 1, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
-def rate_by_school_year(group_years: pd.DataFrame, pilot_starts: list[str]) -> plt.Figure:
-    """Care reports per 100 pupils per school year, pilot against comparison schools."""
+def rate_by_school_year(group_years: pd.DataFrame, pilot_starts: list[str]) -> plt.Figure | None:
+    """Care reports per 100 pupils per school year, pilot against comparison schools; None when
+    there is no rate to draw."""
+    if group_years.empty or not group_years["rate_per_100"].notna().any():
+        return None
     house_style()
     data = group_years.assign(Groep=group_years["group"].map(labels.GROUPS))
     fig, ax = plt.subplots()
@@ -49,8 +52,11 @@ def rate_by_school_year(group_years: pd.DataFrame, pilot_starts: list[str]) -> p
     return fig
 
 
-def rate_by_month(monthly: pd.DataFrame) -> plt.Figure:
-    """Monthly care reports (per 100 pupils per year), showing holidays and the pilot drop."""
+def rate_by_month(monthly: pd.DataFrame) -> plt.Figure | None:
+    """Monthly care reports (per 100 pupils per year), showing holidays and the pilot drop; None
+    when there is no report to draw."""
+    if monthly.empty or monthly["reports"].sum() == 0:
+        return None
     house_style()
     data = monthly.assign(Groep=monthly["group"].map(labels.GROUPS))
     fig, ax = plt.subplots()
@@ -76,18 +82,21 @@ def yearly_values(es, indicator_id: str) -> pd.DataFrame:
     for (group, year), g in d.groupby(["group", "school_year"], observed=True):
         v, n = _value(ind, g)
         rows.append({"group": group, "school_year": year, "value": v, "n": n})
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=["group", "school_year", "value", "n"])
     out.loc[out["n"] < es.params.disclosure.min_count, "value"] = float("nan")
     return out
 
 
-def indicator_by_year(es, indicator_id: str) -> plt.Figure:
-    """An indicator per school year, pilot against comparison schools, with the pilot starts."""
+def indicator_by_year(es, indicator_id: str) -> plt.Figure | None:
+    """An indicator per school year, pilot against comparison schools, with the pilot starts;
+    None when no value is publishable."""
     from evaluation.registry import INDICATORS
 
     ind = INDICATORS[indicator_id]
-    house_style()
     data = yearly_values(es, indicator_id)
+    if not data["value"].notna().any():
+        return None
+    house_style()
     data = data.assign(Groep=data["group"].map(labels.GROUPS))
     fig, ax = plt.subplots()
     sns.lineplot(data=data, x="school_year", y="value", hue="Groep", marker="o", ax=ax,
@@ -108,16 +117,18 @@ def indicator_by_year(es, indicator_id: str) -> plt.Figure:
     return fig
 
 
-def survival_curves(es, indicator_id: str) -> plt.Figure:
+def survival_curves(es, indicator_id: str) -> plt.Figure | None:
     """Kaplan-Meier curves at the pilot schools, before and in the report year; ongoing
-    trajectories are censored, never dropped."""
+    trajectories are censored, never dropped. None when no period has records enough."""
     from evaluation.analysis.survival import kaplan_meier
     from evaluation.registry import INDICATORS
 
     ind = INDICATORS[indicator_id]
-    house_style()
     d = es.data[indicator_id]
     d = d[(d["group"] == "pilot") & d["period"].notna()]
+    if len(d) == 0 or d.groupby("period").size().max() < es.params.disclosure.min_count:
+        return None
+    house_style()
     d = d.assign(Periode=d["period"].map({"before": "Vóór de start",
                                           "after": f"Schooljaar {es.params.school_year}"}))
     km = kaplan_meier(d, "Periode")
@@ -136,14 +147,18 @@ def survival_curves(es, indicator_id: str) -> plt.Figure:
     return fig
 
 
-def specification_curves(robust: pd.DataFrame) -> plt.Figure:
+def specification_curves(robust: pd.DataFrame) -> plt.Figure | None:
     """Per primary indicator, every specification's estimate and interval, sorted, with the main
-    analysis marked: does the conclusion hinge on one choice?"""
+    analysis marked: does the conclusion hinge on one choice? None when nothing was estimated."""
     import numpy as np
 
     from evaluation.registry import INDICATORS
 
+    if robust.empty or not robust["estimate"].notna().any():
+        return None
     house_style()
+    robust = robust[robust.groupby("indicator")["estimate"].transform(
+        lambda e: e.notna().any())]
     ids = list(dict.fromkeys(robust["indicator"]))
     cols = 2
     rows = int(np.ceil(len(ids) / cols))

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from evaluation.data.reading import DataSetError, write_tables
+from evaluation.data.validation import require_school_year
 from evaluation.labels import dutch_date
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
 from evaluation.report.formatting import slug
@@ -491,6 +492,7 @@ def render_report(
         write_synthetic(data_dir, overrides, params_dir)
     try:
         checked = cached_report_data(data_dir, params)
+        require_school_year(checked, params.school_year, data_dir)
     except DataSetError as exc:
         raise PipelineError(str(exc)) from None
     rejected = log_rejected(checked, data_dir, log)
