@@ -154,6 +154,22 @@ class Analysis(Strict):
         "school", description="Count pupils by school location or by municipality of residence."
     )
     multiple_testing: Literal["holm", "fdr_bh"] = "holm"
+    few_schools: int = Field(
+        50, ge=2, description="Below this many schools the comparisons use inference made for "
+        "few clusters (jackknife, wild or cluster bootstrap) instead of cluster-robust errors.")
+    few_treated: int = Field(
+        5, ge=1, description="Below this many pilot (or comparison) schools the "
+        "difference-in-differences uses randomisation inference over the schools.")
+    bootstrap_draws: int = Field(
+        9999, ge=99, le=99999, description="Draws of every bootstrap (and at most this many "
+        "reassignments of the randomisation inference).")
+    max_reassignments: int = Field(
+        999, ge=19, le=99999, description="Randomisation inference: at most this many "
+        "reassignments of the pilot (all of them when there are fewer).")
+    bootstrap_seed: int = Field(20240901, ge=0, description="Seed of every bootstrap: the same "
+                                "report gives the same intervals at every render.")
+    duration_horizon_days: int = Field(
+        365, ge=30, le=3650, description="Horizon of the restricted mean duration (days).")
 
 
 class Disclosure(Strict):

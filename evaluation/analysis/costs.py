@@ -56,9 +56,8 @@ LEVEL_NAMES = {"light": "licht", "specialised": "specialistisch", "jggz": "JGGZ"
                "residential": "verblijf"}
 NOT_MONETISED = (
     "Kortere trajecten zijn niet in geld uitgedrukt: de tarieven gelden per traject, zodat een "
-    "korter traject alleen geld bespaart waar per tijdseenheid wordt betaald; een hazard ratio "
-    "geeft bovendien geen verschil in dagen zonder aannames over de verdeling van de duur "
-    "(lopende trajecten zijn gecensureerd), en een deel van de kortere duur komt juist doordat "
+    "korter traject alleen geld bespaart waar per tijdseenheid wordt betaald, en een deel van "
+    "de kortere mediane duur komt juist doordat "
     "zware trajecten zijn vermeden, die hierboven al zijn meegeteld."
 )
 

@@ -25,9 +25,11 @@ from evaluation.registry import INDICATORS, Indicator
 
 COLUMNS = ["indicator", "name", "theme", "primary", "unit", "method", "comparison", "estimate",
            "ci_low", "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
-           "n_missing", "mde", "better", "note"]
+           "n_missing", "mde", "better", "note", "inference", "draws", "p_value_bound"]
 MIN_CLUSTERS = 2
 TOO_FEW = "niet geschat: te weinig scholen of waarnemingen"
+NO_INTERVAL = ("geen betrouwbaarheidsinterval: te weinig scholen om de pilot vaak genoeg "
+               "opnieuw toe te wijzen")
 POWER = 0.8
 RATIO_UNITS = ("rate ratio", "hazard ratio")
 MAX_RATIO_SPAN = 1e4
@@ -57,15 +59,20 @@ class EstimateSet:
 def _indication_free(ind: Indicator, data: pd.DataFrame, params: Params) -> Estimate:
     """Indication-free against indicated trajectories at pilot schools since their start, within
     the same level of care (hazard ratio of ending: above 1 means shorter)."""
-    from evaluation.analysis.survival import cox_effect
+    from evaluation.analysis.fixed_effects import cox_twfe
 
-    d = data[data["treated"] == 1].assign(indication_free=lambda x: x["indication_free"].astype(int))
-    est, low, high, p = cox_effect(d, "indication_free", strata="level", cluster="school_id",
-                                   alpha=params.analysis.alpha)
+    d = data[(data["treated"] == 1) & data["indication_free"].notna() & data["level"].notna()]
+    inference = methods.inference_for(ind.kind, methods.INDICATION_FREE,
+                                      int(d["school_id"].nunique()), 0, 0,
+                                      params.analysis.few_schools, params.analysis.few_treated)
+    est, low, high, p = cox_twfe(d["days"].to_numpy(float), d["event"].to_numpy(float),
+                                 d["indication_free"].astype(int).to_numpy(),
+                                 d["school_id"].to_numpy(), None, params.analysis.alpha,
+                                 inference, strata=d["level"].astype(str).to_numpy())
     return Estimate(ind.id, methods.INDICATION_FREE,
-                    "Cox-regressie gestratificeerd naar zorgniveau, clustergecorrigeerd",
+                    f"{methods.INDICATION_FREE_METHOD}; {methods.inference_text(inference)}",
                     "hazard ratio", est, low, high, p, n=len(d),
-                    n_clusters=int(d["school_id"].nunique()))
+                    n_clusters=int(d["school_id"].nunique()), inference=inference)
 
 
 def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
@@ -81,9 +88,15 @@ def _its(ind: Indicator, tables: dict[str, pd.DataFrame], design: pd.DataFrame,
     monthly = comparisons.restrict_to_unit(monthly[monthly["school_year"].isin(years)], params)
     monthly = (monthly.groupby(["school_id", "month", "start"], observed=True, dropna=False)
                [["reports", "pupils"]].sum().reset_index())
+    inference = methods.inference_for(ind.kind, methods.ITS, int(monthly["school_id"].nunique()),
+                                      0, 0, params.analysis.few_schools,
+                                      params.analysis.few_treated)
     res = interrupted_time_series(monthly, count="reports", exposure="pupils",
-                                  start_col="start", alpha=params.analysis.alpha)
-    return replace(res.level, indicator=ind.id, comparison=methods.ITS)
+                                  start_col="start", alpha=params.analysis.alpha,
+                                  inference=inference)
+    return replace(res.level, indicator=ind.id, comparison=methods.ITS,
+                   method=f"{methods.ITS_METHOD}; {methods.inference_text(inference)}",
+                   inference=inference)
 
 
 def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
@@ -95,7 +108,7 @@ def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
     is withheld as well."""
     pilot = data[data["group"] == "pilot"]
     n_records = int(pilot["count"].sum()) if ind.kind == "rate" else len(pilot)
-    missing = Estimate(ind.id, comparison, "", methods.UNITS.get(ind.kind, ""), np.nan,
+    missing = Estimate(ind.id, comparison, "", methods.unit_of(ind.kind, comparison), np.nan,
                        np.nan, np.nan, np.nan, n=n_records,
                        n_clusters=int(pilot["school_id"].nunique()), note=TOO_FEW)
     note = gap or feasibility.design_gap(ind, comparison, data, params.school_year)
@@ -118,6 +131,9 @@ def _guarded(compute, ind: Indicator, comparison: str, data: pd.DataFrame,
     if est is not None and (est.n_clusters or 0) < MIN_CLUSTERS:
         return missing
     if est is not None and not _credible(est):
+        if est.inference == "randomisation" and np.isfinite([est.estimate, est.p_value]).all():
+            # Too few reassignments for an interval: the estimate and its p-value stand.
+            return replace(est, ci_low=np.nan, ci_high=np.nan, note=est.note or NO_INTERVAL)
         return missing
     return est
 
@@ -143,6 +159,7 @@ def _records(ind: Indicator, data: pd.DataFrame, params: Params,
     compute = {
         methods.BEFORE_AFTER: lambda: comparisons.before_after(ind, data, params),
         methods.DID: lambda: comparisons.difference_in_differences(ind, data, params),
+        methods.DID_HAZARD: lambda: comparisons.hazard_ratio(ind, data, params),
         methods.EVENT_STUDY: lambda: comparisons.event_study(ind, data, params),
         methods.ITS: lambda: _its(ind, tables, design, params, years),
         methods.INDICATION_FREE: lambda: _indication_free(ind, data, params),

@@ -16,6 +16,9 @@ Inference is a choice (`inference`), from a fixed vocabulary (`INFERENCE`) that
 * "wild_bootstrap": the restricted wild cluster bootstrap with an interval by test inversion
   (`inference.wild_cluster_bootstrap` on the demeaned model): shares and scores with few schools.
 
+`poisson_point` and `ols_point` give the same coefficients without inference, for the many refits
+of randomisation inference (`evaluation.analysis.randomisation`).
+
 Each returns (estimate, ci_low, ci_high, p_value) on the effect's scale: a rate ratio, a hazard
 ratio, or a difference in the outcome's units. Tests check them against statsmodels' models with a
 dummy per school and school year.
@@ -29,7 +32,7 @@ from scipy import stats
 
 from evaluation.analysis.inference import wild_cluster_bootstrap
 
-INFERENCE = ("cluster_robust", "cluster_jackknife", "wild_bootstrap")
+INFERENCE = ("cluster_robust", "cluster_jackknife", "wild_bootstrap")  # of these models
 
 
 def _check(inference: str, allowed: tuple[str, ...]) -> None:
@@ -211,17 +214,19 @@ def ols_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray,
 
 def cox_twfe(days: np.ndarray, event: np.ndarray, treated: np.ndarray, school: np.ndarray,
              year: np.ndarray | None = None, alpha: float = 0.05,
-             inference: str = "cluster_robust") -> tuple[float, float, float, float]:
-    """Hazard ratio of `treated` in a Cox model stratified by school (each school its own baseline
-    hazard), with school-year dummies: (hazard ratio, low, high, p); above 1 the event comes
-    sooner. Rows without a duration are left out, censored rows kept.
+             inference: str = "cluster_jackknife", strata: np.ndarray | None = None
+             ) -> tuple[float, float, float, float]:
+    """Hazard ratio of `treated` in a Cox model stratified by school (or by `strata`: each its
+    own baseline hazard), with school-year dummies: (hazard ratio, low, high, p); above 1 the
+    event comes sooner. Rows without a duration are left out, censored rows kept.
 
-    "cluster_robust": the Huber-White sandwich clustered by school (`survival.cox_cluster_fit`,
-    the fit behind `survival.cox_effect`), normal critical values.
+    "cluster_jackknife": each school left out in turn and the model refitted (CRV3, t(G-1) on the
+    log scale). "cluster_robust": the Huber-White sandwich clustered by school
+    (`survival.cox_cluster_fit`), normal critical values: right with many schools.
     """
-    from evaluation.analysis.survival import cox_cluster_fit
+    from evaluation.analysis.survival import cox_cluster_fit, cox_fit
 
-    _check(inference, ("cluster_robust",))
+    _check(inference, ("cluster_robust", "cluster_jackknife"))
     days = np.asarray(days, dtype=float)
     ok = ~np.isnan(days)
     event, treated, school = (np.asarray(a)[ok] for a in (event, treated, school))
@@ -230,7 +235,50 @@ def cox_twfe(days: np.ndarray, event: np.ndarray, treated: np.ndarray, school: n
         y_codes, y_uniq = pd.factorize(pd.Series(np.asarray(year)[ok]).astype(str), sort=True)
         X = np.column_stack([X, _dummies(y_codes, len(y_uniq))])
         X = X[:, np.r_[True, X[:, 1:].any(axis=0)]]
-    s_codes = pd.factorize(school)[0]
-    beta, cov = cox_cluster_fit(days[ok], np.asarray(event, dtype=float), X, s_codes, s_codes)
-    b, low, high, p = _normal_result(float(beta[0]), float(np.sqrt(cov[0, 0])), alpha)
+    s_codes = pd.factorize(school, sort=True)[0]
+    st_codes = s_codes if strata is None else pd.factorize(np.asarray(strata)[ok])[0]
+    ev = np.asarray(event, dtype=float)
+    if inference == "cluster_robust":
+        beta, cov = cox_cluster_fit(days[ok], ev, X, st_codes, s_codes)
+        b, low, high, p = _normal_result(float(beta[0]), float(np.sqrt(cov[0, 0])), alpha)
+        return float(np.exp(b)), float(np.exp(low)), float(np.exp(high)), p
+    b = float(cox_fit(days[ok], ev, X, st_codes)[0][0])
+    n_s = int(s_codes.max()) + 1
+    loo = np.full(n_s, np.nan)
+    for g in range(n_s):  # schools: tens
+        keep = s_codes != g
+        Xg = X[keep]
+        active = np.r_[True, np.any(Xg[:, 1:] != 0, axis=0)]
+        if not Xg[:, 0].any() or Xg[:, 0].all():
+            continue
+        try:
+            loo[g] = cox_fit(days[ok][keep], ev[keep], Xg[:, active], st_codes[keep])[0][0]
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+    low, high, p = _jackknife(b, loo, alpha)
     return float(np.exp(b)), float(np.exp(low)), float(np.exp(high)), p
+
+
+# --- point estimates for randomisation inference -----------------------------------------------
+
+def poisson_point(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
+                  school: np.ndarray, year: np.ndarray | None = None) -> float:
+    """The log rate ratio of `poisson_twfe`, without inference."""
+    X, s_codes, n_s = _twfe_inputs(treated, school, year)
+    if not _identified_within(X, s_codes, n_s):
+        raise ValueError("treated: the coefficient is not identified")
+    y = np.asarray(count, dtype=float)
+    offset = np.log(np.asarray(exposure, dtype=float))
+    return float(_poisson_profile(y, offset, X, s_codes, n_s, np.zeros(X.shape[1]))[0][0])
+
+
+def ols_point(y: np.ndarray, treated: np.ndarray, school: np.ndarray,
+              year: np.ndarray | None = None) -> float:
+    """The coefficient of `ols_twfe`, without inference."""
+    X, s_codes, n_s = _twfe_inputs(treated, school, year)
+    Xc = _demean(X, s_codes, n_s)
+    Xc = Xc[:, np.r_[True, np.abs(Xc[:, 1:]).sum(axis=0) > 1e-12]]
+    if not np.abs(Xc[:, 0]).sum() > 1e-12:
+        raise ValueError("treated: the coefficient is not identified")
+    yc = _demean(np.asarray(y, dtype=float)[:, None], s_codes, n_s)[:, 0]
+    return float(np.linalg.lstsq(Xc, yc, rcond=None)[0][0])

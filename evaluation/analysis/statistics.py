@@ -27,6 +27,9 @@ class Estimate:
     n: int
     n_clusters: int | None = None
     note: str = ""  # why an estimate is missing, in Dutch; empty when it is there
+    inference: str = ""  # how the interval and p-value were obtained (methods.INFERENCE)
+    draws: int | None = None  # bootstrap draws or randomisation assignments, where used
+    p_value_bound: float | None = None  # the smallest p-value the draws can resolve
 
     def to_dict(self) -> dict:
         return asdict(self)

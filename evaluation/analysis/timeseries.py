@@ -11,6 +11,7 @@ correlated over months and overdispersed, so standard errors are clustered by un
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,8 @@ def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
                             exposure: str = "pupils", unit: str = "school_id",
                             start_col: str = "pilot_start", month_col: str = "month",
                             slope_change: bool = False, unit_effects: bool = True,
-                            alpha: float = 0.05) -> InterruptedTimeSeries:
+                            alpha: float = 0.05, inference: str = "cluster_jackknife"
+                            ) -> InterruptedTimeSeries:
     """Poisson interrupted time series of monthly counts per unit, clustered by unit.
 
     `monthly` has one row per unit and month (first day of the month) with the count, the
@@ -87,7 +89,14 @@ def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
     left out. `unit_effects` gives every unit its own level, so that the level change compares
     each unit with itself. The level change is the rate ratio exp(post coefficient): at the start
     when a slope change is fitted, otherwise on average after the start.
+
+    `inference`: "cluster_jackknife" (few units: each unit left out in turn and the model refitted,
+    CRV3 with t(G-1) critical values on the log scale) or "cluster_robust" (the sandwich clustered
+    by unit, normal critical values: many units).
     """
+    if inference not in ("cluster_jackknife", "cluster_robust"):
+        raise ValueError(f"inference: expected cluster_jackknife or cluster_robust, got "
+                         f"{inference!r}")
     data = monthly[[unit, month_col, count, exposure, start_col]].copy()
     data[month_col] = pd.to_datetime(data[month_col])
     data = data[data[count].notna() & (data[exposure].astype(float) > 0)]
@@ -101,15 +110,21 @@ def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
 
     ci = fit.conf_int(alpha=alpha)
     n_clusters = int(data[unit].nunique())
+    names = [POST, *([SLOPE] if slope_change else [])]
+    if inference == "cluster_jackknife":
+        jack = _jackknife(y, X, offset, clusters, fit.params, names, alpha)
     method = ("Poisson GLM van maandaantallen: kalendermaanden, lineaire trend, "
               f"{'niveau- en trendbreuk' if slope_change else 'niveaubreuk'} bij de start"
               f"{', eenheidsvaste effecten' if unit_effects else ''}; "
-              "clustergecorrigeerde standaardfouten")
+              + ("cluster-jackknife over eenheden (CRV3)" if inference == "cluster_jackknife"
+                 else "clustergecorrigeerde standaardfouten"))
 
     def estimate(name: str, comparison: str) -> Estimate:
+        low, high, p = ((ci.loc[name, 0], ci.loc[name, 1], fit.pvalues[name])
+                        if inference == "cluster_robust" else jack[name])
         return Estimate(count, comparison, method, "rate ratio", float(np.exp(fit.params[name])),
-                        float(np.exp(ci.loc[name, 0])), float(np.exp(ci.loc[name, 1])),
-                        float(fit.pvalues[name]), n=int(y.sum()), n_clusters=n_clusters)
+                        float(np.exp(low)), float(np.exp(high)), float(p), n=int(y.sum()),
+                        n_clusters=n_clusters, inference=inference)
 
     level = estimate(POST, "onderbroken tijdreeks: niveau na de start t.o.v. verwacht")
     slope = estimate(SLOPE, "onderbroken tijdreeks: verandering per jaar na de start") \
@@ -129,3 +144,41 @@ def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
     seasonality = np.exp(month_coef - month_coef.mean()).rename("rate_ratio")
     return InterruptedTimeSeries(level, slope, float(np.exp(fit.params[TREND])), seasonality,
                                  series, fit)
+
+
+def _jackknife(y: pd.Series, X: pd.DataFrame, offset: pd.Series, clusters: np.ndarray,
+               params: pd.Series, names: list[str], alpha: float
+               ) -> dict[str, tuple[float, float, float]]:
+    """CRV3 over units: the model refitted without each unit (warm-started at the full fit,
+    columns that vanish without it dropped); (low, high, p) per coefficient on the log scale,
+    t(G-1). NaN when leaving some unit out leaves a coefficient unidentified."""
+    from scipy import stats
+
+    G = int(clusters.max()) + 1
+    loo = {name: np.full(G, np.nan) for name in names}
+    for g in range(G):  # units: tens
+        keep = clusters != g
+        Xg = X[keep]
+        Xg = Xg.loc[:, (Xg != 0).any(axis=0)]
+        if not all(name in Xg for name in names):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = sm.GLM(y[keep], Xg, family=sm.families.Poisson(),
+                             offset=offset[keep]).fit(start_params=params[Xg.columns].to_numpy())
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        for name in names:
+            loo[name][g] = res.params[name]
+    out = {}
+    crit = stats.t.ppf(1 - alpha / 2, G - 1)
+    for name in names:
+        b, v = float(params[name]), loo[name]
+        if not np.isfinite(v).all():
+            out[name] = (np.nan, np.nan, np.nan)
+            continue
+        se = float(np.sqrt((G - 1) / G * np.sum((v - b) ** 2)))
+        p = float(2 * stats.t.sf(abs(b / se), G - 1)) if se > 0 else np.nan
+        out[name] = (b - crit * se, b + crit * se, p)
+    return out

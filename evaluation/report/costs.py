@@ -71,8 +71,9 @@ def _duration_note(cb: CostBenefit) -> list[str]:
     hr = cb.duration_effect
     if not math.isfinite(hr.point):
         return []
-    return [f"Effect op de duur van trajecten: hazard ratio {f.number(hr.point, 2)} "
-            f"({f.number(hr.low, 2)} tot {f.number(hr.high, 2)}; boven 1: eerder afgerond)."]
+    return [f"Effect op de mediane duur van trajecten (verschil-in-verschillen): "
+            f"{f.number(hr.point, 0)} dagen ({f.number(hr.low, 0)} tot {f.number(hr.high, 0)}; "
+            f"negatief: korter)."]
 
 
 def cost_notes(cb: CostBenefit) -> str:

@@ -16,6 +16,7 @@ from evaluation.analysis.estimates import EstimateSet
 from evaluation.registry import INDICATORS, LEVEL_NAMES, PRIMARY, Indicator
 from evaluation.report import formatting as f
 from evaluation.report.disclosure import PublishedTable, protect_counts
+from evaluation.report.method import method_text
 
 COMPARISON_ORDER = [methods.BEFORE_AFTER, methods.DID, methods.EVENT_STUDY,
                     methods.ITS, "indicatievrij t.o.v. geïndiceerd"]
@@ -177,6 +178,8 @@ def verdict(ind: Indicator, row: pd.Series) -> str:
     if pd.isna(row["estimate"]):
         note = str(row.get("note") or "")
         return note if note.startswith("niet te bepalen") else "niet geschat (te weinig gegevens)"
+    if str(row.get("note") or "").startswith("niet te scheiden"):
+        return "niet te scheiden van de school zelf (één pilotschool)"
     sig = bool(row["significant"])
     if ind.better == "unchanged":
         return ("verandert niet aantoonbaar" if not sig
@@ -334,7 +337,7 @@ def mde_table(es: EstimateSet) -> pd.DataFrame:
         elif r.unit == "hazard ratio":
             text = f"hazard ratio {f.number(1 / r.mde, 2)}"
         else:
-            text = f"{f.number(r.mde, 1 if r.unit == 'procentpunt' else 2)} {r.unit}"
+            text = f"{f.number(r.mde, 1 if r.unit in ('procentpunt', 'dagen') else 2)} {r.unit}"
         rows.append({"Indicator": ind.label_nl, "Kleinste aantoonbare effect": text})
     return pd.DataFrame(rows)
 
@@ -470,13 +473,9 @@ def method_facts(es: EstimateSet) -> str:
         f"{covered} "
         f"De {len(PRIMARY)} hoofdindicatoren vormen per vergelijking één familie; hun p-waarden "
         f"zijn gecorrigeerd volgens {method} bij een significantieniveau van "
-        f"{f.number(p.analysis.alpha, 2)}. Met {n_pilot + n_comp} scholen zijn gewone "
-        f"clustergecorrigeerde standaardfouten te klein; daarom komen de intervallen voor aantallen "
-        f"en voor de gespreide-startschatting uit een cluster-jackknife over scholen (CRV3) en die "
-        f"voor aandelen en tevredenheid uit een wild cluster bootstrap (Webb-gewichten, 999 "
-        f"trekkingen, vaste startwaarde). Voor duren (Cox-regressie) zijn de standaardfouten "
-        f"clustergecorrigeerd. De tabel hierboven geeft per hoofdindicator het kleinste effect dat "
-        f"met deze aantallen met 80% zekerheid wordt aangetoond."
+        f"{f.number(p.analysis.alpha, 2)}.\n\n{method_text(es)}\n\n"
+        f"De tabel hieronder geeft per hoofdindicator het kleinste effect dat met deze aantallen "
+        f"met 80% zekerheid wordt aangetoond."
     )
 
 
