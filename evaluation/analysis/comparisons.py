@@ -19,6 +19,7 @@ import pandas as pd
 from evaluation.analysis import durations, methods
 from evaluation.analysis.fixed_effects import (
     cox_twfe,
+    jackknife_interval,
     ols_point,
     ols_twfe,
     poisson_point,
@@ -124,13 +125,19 @@ def fit(kind: str, data: pd.DataFrame, treatment: str, years: bool, inference: s
         n = int(data["count"].sum())
     elif m.model == "median":
         design = "did" if years else "before_after"
-        draws = a.bootstrap_draws
-        res = durations.change(data, params.school_year, design, draws=draws,
-                               seed=a.bootstrap_seed, horizon=a.duration_horizon_days)
-        low, high, p, floor = durations.bootstrap_result(res["estimate"], res["replicates"],
-                                                         a.alpha)
-        est = (res["estimate"], low, high, p)
-        out = {"draws": draws, "p_value_bound": floor}
+        if inference == "cluster_jackknife":
+            res = durations.change(data, params.school_year, design,
+                                   horizon=a.duration_horizon_days, jackknife=True)
+            est = (res["estimate"], *jackknife_interval(res["estimate"], res["leave_one_out"],
+                                                        a.alpha))
+        else:
+            draws = a.bootstrap_draws
+            res = durations.change(data, params.school_year, design, draws=draws,
+                                   seed=a.bootstrap_seed, horizon=a.duration_horizon_days)
+            low, high, p, floor = durations.bootstrap_result(res["estimate"],
+                                                             res["replicates"], a.alpha)
+            est = (res["estimate"], low, high, p)
+            out = {"draws": draws, "p_value_bound": floor}
         n = int(data["days"].notna().sum())
     else:
         year = data["school_year"].to_numpy() if years else None
@@ -177,8 +184,16 @@ def _randomised(ind: Indicator, data: pd.DataFrame, params: Params) -> dict:
                 .agg(count=("count", "sum"), exposure=("exposure", "sum"),
                      pilot_start=("pilot_start", "first"), treated=("treated", "max"),
                      period=("period", "first")).reset_index())
+    if m.model == "poisson":
+        def statistic(d: pd.DataFrame) -> float:  # already one row per school-year
+            return poisson_point(d["count"].to_numpy(), d["exposure"].to_numpy(),
+                                 d["treated"].to_numpy(), d["school_id"].to_numpy(),
+                                 d["school_year"].to_numpy())
+    else:
+        def statistic(d: pd.DataFrame) -> float:
+            return did_statistic(ind.kind, d, params.school_year, a.duration_horizon_days)
     res = randomisation_inference(
-        data, lambda d: did_statistic(ind.kind, d, params.school_year, a.duration_horizon_days),
+        data, statistic,
         params.school_year, a.baseline_years, a.alpha, a.max_reassignments, a.bootstrap_seed)
     est, low, high = res["estimate"], res["ci_low"], res["ci_high"]
     if m.model == "poisson":

@@ -106,13 +106,15 @@ def summaries(data: pd.DataFrame, school_year: str, horizon: float) -> pd.DataFr
 
 
 def change(data: pd.DataFrame, school_year: str, design: str = "did", statistic: str = "median",
-           draws: int = 0, seed: int = 0, horizon: float = 365.0) -> dict:
+           draws: int = 0, seed: int = 0, horizon: float = 365.0,
+           jackknife: bool = False) -> dict:
     """The change in days of a duration: after minus before at the pilot schools
     (`design="before_after"`) or that minus the same change at the comparison schools
     (`design="did"`), of the median or the restricted mean (`statistic`).
 
     Returns estimate and, with `draws`, the cluster-bootstrap replicates (`replicates`, NaN where a
-    median is not reached in a draw). Raises ValueError when a cell is empty or its median is
+    median is not reached in a draw), and with `jackknife` the estimates with each school left out
+    in turn (`leave_one_out`, NaN where a cell is left empty). Raises ValueError when a cell is empty or its median is
     not reached."""
     cell = cells(data, school_year)
     keep = (cell >= 0) & data["days"].notna().to_numpy()
@@ -165,6 +167,9 @@ def change(data: pd.DataFrame, school_year: str, design: str = "did", statistic:
         raise ValueError("durations: the median is not reached in some group or period")
     out = {"estimate": estimate, "n_clusters": n_s, "n_pilot": int(pilot_school.sum()),
            "n_comparison": int((~pilot_school).sum())}
+    if jackknife:
+        with np.errstate(all="ignore"):
+            out["leave_one_out"] = combine(np.ones((n_s, n_s)) - np.eye(n_s))
     if draws:
         rng = np.random.default_rng(seed)
         cuts = {k: cut_of(*parts[k]) for k in parts}

@@ -90,7 +90,8 @@ def _identified_within(X: np.ndarray, s_codes: np.ndarray, n_s: int) -> bool:
     return float(resid @ resid) > 1e-7 * max(float(X[:, 0] @ X[:, 0]), 1.0)
 
 
-def _jackknife(estimate: float, loo: np.ndarray, alpha: float) -> tuple[float, float, float]:
+def jackknife_interval(estimate: float, loo: np.ndarray, alpha: float
+                       ) -> tuple[float, float, float]:
     """CRV3 interval and p-value, t(G-1): (low, high, p); NaN when some school could not be left
     out (its fit undefined), rather than a jackknife over the schools that happen to work."""
     G = len(loo)
@@ -171,7 +172,7 @@ def poisson_twfe(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
             continue
         loo[g] = _poisson_profile(y[keep], offset[keep], Xg, s_codes[keep], n_s,
                                   full[active])[0][0]
-    low, high, p = _jackknife(b, loo, alpha)
+    low, high, p = jackknife_interval(b, loo, alpha)
     return float(np.exp(b)), float(np.exp(low)), float(np.exp(high)), p
 
 
@@ -188,8 +189,10 @@ def ols_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray,
     "wild_bootstrap": the restricted wild cluster bootstrap (B draws, fixed seed) with the school
     dummies counted in the small-sample factor, as with a dummy per school.
     "cluster_robust": CRV1 with statsmodels' small-sample factor and normal critical values.
+    "cluster_jackknife": CRV3 with t(G-1), each school left out in turn (its demeaned rows
+    removed from the cross-products: demeaning within schools leaves the others unchanged).
     """
-    _check(inference, ("wild_bootstrap", "cluster_robust"))
+    _check(inference, ("wild_bootstrap", "cluster_robust", "cluster_jackknife"))
     X, s_codes, n_s = _twfe_inputs(treated, school, year)
     ya = np.asarray(y, dtype=float)
     if n_s < 2:
@@ -201,6 +204,18 @@ def ols_twfe(y: np.ndarray, treated: np.ndarray, school: np.ndarray,
         res = wild_cluster_bootstrap(yc, Xc, 0, s_codes, B=B, weights=weights, alpha=alpha,
                                      seed=seed, absorbed=n_s)
         return res["estimate"], res["ci_low"], res["ci_high"], res["p_value"]
+    if inference == "cluster_jackknife":
+        k = Xc.shape[1]
+        xx = _by_school((Xc[:, :, None] * Xc[:, None, :]).reshape(len(yc), -1), s_codes,
+                        n_s).reshape(n_s, k, k)
+        xy = _by_school(Xc * yc[:, None], s_codes, n_s)
+        beta0 = float(np.linalg.lstsq(xx.sum(0), xy.sum(0), rcond=None)[0][0])
+        loo = np.full(n_s, np.nan)
+        for g in range(n_s):  # G small systems of k equations; G < analysis.few_schools
+            left = xx.sum(0) - xx[g]
+            if np.linalg.matrix_rank(left) == k:
+                loo[g] = np.linalg.solve(left, xy.sum(0) - xy[g])[0]
+        return (beta0, *jackknife_interval(beta0, loo, alpha))
     bread = np.linalg.inv(Xc.T @ Xc)
     beta = bread @ (Xc.T @ yc)
     per_school = _by_school(Xc * (yc - Xc @ beta)[:, None], s_codes, n_s)
@@ -255,7 +270,7 @@ def cox_twfe(days: np.ndarray, event: np.ndarray, treated: np.ndarray, school: n
             loo[g] = cox_fit(days[ok][keep], ev[keep], Xg[:, active], st_codes[keep])[0][0]
         except (ValueError, np.linalg.LinAlgError):
             continue
-    low, high, p = _jackknife(b, loo, alpha)
+    low, high, p = jackknife_interval(b, loo, alpha)
     return float(np.exp(b)), float(np.exp(low)), float(np.exp(high)), p
 
 

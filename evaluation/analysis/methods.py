@@ -14,7 +14,12 @@ Inference policy (`inference_for`), one rule for every primary comparison:
 * a difference-in-differences with fewer than `analysis.few_treated` (default 5) pilot or
   comparison schools: randomisation inference that reassigns the pilot over the schools
   (cluster-robust and wild-bootstrap tests over-reject badly with one or two treated clusters:
-  Conley & Taber 2011; MacKinnon & Webb 2017, 2018).
+  Conley & Taber 2011; MacKinnon & Webb 2017, 2018);
+* a before/after comparison of fewer than `analysis.few_treated` pilot schools (there is no one
+  to reassign the pilot to): the cluster jackknife for every kind, whose t(G-1) interval is as
+  wide as two or three schools warrant; a wild or ordinary bootstrap over two schools has only a
+  handful of distinct draws and gives intervals that are either absurd or far too narrow.
+  With one pilot school there is no interval, and the comparison is reported as not estimated.
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ def inference_for(kind: str, comparison: str, n_schools: int, n_pilot: int, n_co
         return "cluster_robust"
     if comparison == DID and min(n_pilot, n_comparison) < few_treated:
         return "randomisation"
+    if comparison == BEFORE_AFTER and n_pilot < few_treated:
+        return "cluster_jackknife"
     if comparison in (BEFORE_AFTER, DID):
         return METHODS[kind].few_schools
     return "cluster_jackknife"  # Cox (hazard ratio), time series, event study

@@ -9,9 +9,11 @@ when schools are exchangeable, and cannot fall below 1/(number of assignments): 
 school among six that floor is 1/6, and the report says the effect cannot be separated from the
 school itself.
 
-The interval follows Conley & Taber: the estimation error is taken from the placebo estimates of
-assignments to comparison schools only (est - upper quantile, est - lower quantile), and is given
-only when there are at least 2/alpha - 1 such placebo assignments; otherwise there is none.
+The interval follows Conley & Taber: the estimation error is taken from placebo estimates, in
+which the pilot is assigned to comparison schools and estimated on the comparison schools alone
+(the real pilot schools left out, so their effect cannot leak into the placebo "controls"):
+(est - upper quantile, est - lower quantile). It is given only when there are at least
+2/alpha - 1 such placebo assignments; otherwise there is none.
 
 Every assignment is enumerated when there are at most `max_assignments`; otherwise as many are
 drawn at random (seeded), the observed assignment always counted once.
@@ -27,24 +29,43 @@ import numpy as np
 import pandas as pd
 
 
+class _Reassigner:
+    """`reassigned` for many assignments of the same records: the school codes, years and report
+    year are found once, each assignment costs a few vectorised array operations."""
+
+    def __init__(self, data: pd.DataFrame, starts: list[pd.Timestamp], school_year: str,
+                 baseline_years: int) -> None:
+        self.data = data
+        self.codes, self.schools = pd.factorize(data["school_id"], sort=True)
+        self.year = data["year"].to_numpy(dtype=float)
+        self.report_year = (data["school_year"] == school_year).to_numpy()
+        self.starts = pd.DatetimeIndex(starts)
+        self.baseline_years = baseline_years
+
+    def __call__(self, pilots: list[str]) -> pd.DataFrame:
+        idx = self.schools.get_indexer(pilots)
+        start_year = np.full(len(self.schools), np.nan)
+        start_year[idx] = self.starts.year
+        start = np.full(len(self.schools), np.datetime64("NaT"), dtype="datetime64[ns]")
+        start[idx] = self.starts.to_numpy(dtype="datetime64[ns]")
+        sy = start_year[self.codes]
+        pilot = ~np.isnan(sy)
+        with np.errstate(invalid="ignore"):
+            treated = pilot & (self.year >= sy)
+            before = pilot & (self.year < sy) & (self.year >= sy - self.baseline_years)
+        after = pilot & self.report_year
+        period = np.where(before, 0, np.where(after, 1, -1)).astype(np.int8)
+        return self.data.assign(
+            group=pd.Categorical.from_codes(pilot.astype(np.int8), ["comparison", "pilot"]),
+            pilot_start=start[self.codes], treated=treated.astype("int64"),
+            period=pd.Categorical.from_codes(period, ["before", "after"]))
+
+
 def reassigned(data: pd.DataFrame, pilots: list[str], starts: list[pd.Timestamp],
                school_year: str, baseline_years: int) -> pd.DataFrame:
     """The records with the pilot moved to the schools `pilots` (starting in `starts`): group,
     pilot_start, treated and period as `comparisons.with_design` sets them."""
-    start_of = dict(zip(pilots, starts, strict=True))
-    start = pd.to_datetime(data["school_id"].map(start_of))
-    pilot = data["school_id"].isin(pilots).to_numpy()
-    year = data["year"].to_numpy()
-    start_year = start.dt.year.to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        treated = pilot & (year >= start_year)
-        before = pilot & (year < start_year) & (year >= start_year - baseline_years)
-    after = pilot & (data["school_year"] == school_year).to_numpy()
-    return data.assign(
-        group=np.where(pilot, "pilot", "comparison"), pilot_start=start,
-        treated=treated.astype("int64"),
-        period=pd.Series(np.where(before, "before", np.where(after, "after", None)),
-                         index=data.index, dtype="string"))
+    return _Reassigner(data, starts, school_year, baseline_years)(pilots)
 
 
 def _assignments(schools: list[str], pilots: list[str], max_assignments: int, seed: int
@@ -78,25 +99,31 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
     observed = float(statistic(data))
     if not np.isfinite(observed):
         raise ValueError("randomisation: the estimate is not defined")
-    stats_, placebo = [observed], []
-    pilot_idx = {schools.index(p) for p in pilots}
-    for a in _assignments(schools, pilots, max_assignments, seed)[1:]:
-        chosen = [schools[i] for i in a]
+    def value_of(reassign: _Reassigner, chosen: list[str]) -> float:
         try:
             with np.errstate(all="ignore"):
-                value = float(statistic(reassigned(data, chosen, starts, school_year,
-                                                   baseline_years)))
+                return float(statistic(reassign(chosen)))
         except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
-            continue  # an assignment the model cannot fit (no years before its start)
-        if not np.isfinite(value):
-            continue
-        stats_.append(value)
-        if not pilot_idx.intersection(a):
-            placebo.append(value)
+            return np.nan  # an assignment the model cannot fit (no years before its start)
+
+    stats_ = [observed]
+    everyone = _Reassigner(data, starts, school_year, baseline_years)
+    for a in _assignments(schools, pilots, max_assignments, seed)[1:]:
+        stats_.append(value_of(everyone, [schools[i] for i in a]))
     values = np.asarray(stats_)
+    values = values[np.isfinite(values)]
     p = float(np.mean(np.abs(values) >= abs(observed) * (1 - 1e-9)))
     low = high = np.nan
-    if len(placebo) >= math.ceil(2 / alpha) - 1:
+    placebo: list[float] = []
+    comparison = [s for s in schools if s not in set(pilots)]
+    needed = math.ceil(2 / alpha) - 1
+    if len(comparison) > len(pilots) and math.comb(len(comparison), len(pilots)) >= needed:
+        controls = _Reassigner(data[~data["school_id"].isin(pilots)], starts, school_year,
+                               baseline_years)
+        for a in _assignments(comparison, comparison[:len(pilots)], max_assignments, seed):
+            placebo.append(value_of(controls, [comparison[i] for i in a]))
+        placebo = [v for v in placebo if np.isfinite(v)]
+    if len(placebo) >= needed:
         q_low, q_high = np.quantile(np.asarray(placebo), [alpha / 2, 1 - alpha / 2])
         low, high = observed - q_high, observed - q_low
     return {"estimate": observed, "ci_low": float(low), "ci_high": float(high), "p_value": p,

@@ -202,9 +202,9 @@ def cost_figure(cb: CostBenefit) -> plt.Figure:
                width=0.6)
         total = cb.avoided_costs
         if math.isfinite(total.low) and math.isfinite(total.high):
-            ax.errorbar(1, total.point / scale,
-                        yerr=[[(total.point - total.low) / scale],
-                              [(total.high - total.point) / scale]],
+            # Centred on the interval, not the point: a bootstrap interval need not contain it.
+            ax.errorbar(1, (total.low + total.high) / 2 / scale,
+                        yerr=abs(total.high - total.low) / 2 / scale, fmt="none",
                         color="0.15", capsize=8, linewidth=1.5,
                         label=f"{cb.level}%-interval vermeden kosten")
     ax.set_xticks([0, 1], ["Kosten pilot", "Vermeden kosten"])

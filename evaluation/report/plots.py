@@ -168,9 +168,12 @@ def specification_curves(robust: pd.DataFrame) -> plt.Figure | None:
         g = g.sort_values("estimate").reset_index(drop=True)
         x = np.arange(len(g))
         main = (g["family"] == "hoofdanalyse").to_numpy()
-        err = np.vstack([g["estimate"] - g["ci_low"], g["ci_high"] - g["estimate"]])
-        ax.errorbar(x, g["estimate"], yerr=err, fmt="o", color=PALETTE[0], ecolor="0.6",
-                    markersize=3, linewidth=0.8)
+        # Segments, not error bars: a bootstrap percentile interval of a median need not
+        # contain the point estimate, and a randomisation test may give no interval at all.
+        shown = g["ci_low"].notna() & g["ci_high"].notna()
+        ax.vlines(x[shown.to_numpy()], g.loc[shown, "ci_low"], g.loc[shown, "ci_high"],
+                  color="0.6", linewidth=0.8)
+        ax.plot(x, g["estimate"], "o", color=PALETTE[0], markersize=3)
         ax.plot(x[main], g.loc[main, "estimate"], "D", color=PALETTE[3], markersize=6,
                 label="hoofdanalyse")
         null = 1.0 if g["unit"].iloc[0] in ("rate ratio", "hazard ratio") else 0.0 \
