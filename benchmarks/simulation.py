@@ -1,6 +1,6 @@
 """Monte Carlo checks of the report's estimators on synthetic data with known planted effects.
 
-    python benchmarks/simulation.py --reps 200 --null-reps 100 [--jobs 2]
+    python benchmarks/simulation.py --reps 200 --null-reps 100 --few-reps 400 [--jobs 2]
                                     [--region lekstroom --school-year 2014-2015]
 
 1. Coverage. For `reps` synthetic data sets (seeds 1..reps, default effects) every estimate whose
@@ -34,6 +34,17 @@ The truths (derived from `evaluation/data/synthetic.py`, see `known_truths`):
   (`synthetic.truth`) and the enrolled pupils: the expected counterfactual rate of each treated
   school year times (ratio - 1), averaged as the "simple" aggregation of `att_gt` does. Pupil
   frailty is integrated out (mean 1).
+
+3. Few treated schools (`--few-reps`). A panel of ten schools without any effect, one or two of
+   them pilot schools, a school-year shock common to each school's pupils and schools that differ
+   in noise (`few_school_panel`): how often each inference rejects the true null at 5%: CRV1,
+   the wild cluster bootstrap, the cluster jackknife (CRV3) and randomisation inference. What
+   the report's policy (`evaluation.analysis.methods`) rests on: with fewer than five pilot schools
+   only the randomisation test keeps its size.
+
+The difference-in-differences of durations is in days, the change in the Kaplan-Meier median;
+its truth is `synthetic.median_days_truth` (the planted scaling applied to the generator's own
+waiting-time distributions, by a seeded simulation of two million waits).
 
 Not covered: hazard ratios (durations are gamma with a scaled mean, which is not a proportional
 hazards model, so no exact hazard ratio exists) and satisfaction scales (a latent shift cut into
@@ -140,6 +151,8 @@ def known_truths(config: Synthetic) -> dict[tuple[str, str], float]:
         diff = 100 * (getattr(e, pilot) - getattr(e, base))
         out[(ind, DID)] = diff
         out[(ind, EVENT_STUDY)] = diff
+    for ind, median in synthetic.median_days_truth(config).items():
+        out[(ind, DID)] = median["change"]
     out[("days_signal_to_help", EVENT_STUDY)] = (
         synthetic.SIGNAL_TO_HELP_DAYS * (e.signal_to_help_ratio - 1))
     out[("days_to_consent", EVENT_STUDY)] = (
@@ -413,6 +426,82 @@ def false_positives(reps: int, jobs: int | None = None, region: str = "lekstroom
         seconds=time.perf_counter() - t0, alpha=alpha)
 
 
+# --- 3. few treated schools ---------------------------------------------------------------------
+
+
+FEW_METHODS = ("cluster_robust", "wild_bootstrap", "cluster_jackknife", "randomisation")
+
+
+def few_school_panel(rng: np.random.Generator, n_schools: int, treated: int, pupils: int = 20
+                     ) -> pd.DataFrame:
+    """Four school years, the last two after the start at the first `treated` schools, and no
+    effect: a school effect, a common trend, a shock per school and year shared by its pupils and
+    schools that differ in noise. The design columns are those of `comparisons.with_design`."""
+    school = np.repeat(np.arange(n_schools), 4 * pupils)
+    year = np.tile(np.repeat(np.arange(4), pupils), n_schools)
+    shock = rng.normal(0, 0.6, (n_schools, 4))
+    noise = rng.uniform(0.5, 2.0, n_schools)
+    y = (rng.normal(0, 1, n_schools)[school] + 0.2 * year + shock[school, year]
+         + rng.normal(0, 1, len(school)) * noise[school])
+    pilot = school < treated
+    names = np.array([f"S{s:02d}" for s in range(n_schools)])
+    years = np.array([f"{2014 + v}-{2015 + v}" for v in range(4)])
+    return pd.DataFrame({
+        "school_id": names[school], "school_year": years[year], "year": 2014 + year, "y": y,
+        "group": np.where(pilot, "pilot", "comparison"),
+        "pilot_start": pd.to_datetime(np.where(pilot, "2016-08-01", None)),
+        "treated": (pilot & (year >= 2)).astype("int64"),
+    })
+
+
+def few_school_p_values(d: pd.DataFrame, draws: int = 999, seed: int = 0) -> dict[str, float]:
+    """The p-value of each of `FEW_METHODS` for the difference-in-differences of `d`."""
+    from evaluation.analysis.fixed_effects import ols_point, ols_twfe
+    from evaluation.analysis.randomisation import randomisation_inference
+
+    y, treated = d["y"].to_numpy(), d["treated"].to_numpy()
+    school, year = d["school_id"].to_numpy(), d["school_year"].to_numpy()
+    out = {m: ols_twfe(y, treated, school, year, inference=m, B=draws, seed=seed)[3]
+           for m in FEW_METHODS[:3]}
+    res = randomisation_inference(
+        d, lambda x: ols_point(x["y"].to_numpy(), x["treated"].to_numpy(),
+                               x["school_id"].to_numpy(), x["school_year"].to_numpy()),
+        d["school_year"].max(), baseline_years=2, max_assignments=draws, seed=seed)
+    out["randomisation"] = res["p_value"]
+    return out
+
+
+def few_school_size(reps: int, n_schools: int = 10, treated: Sequence[int] = (1, 2),
+                    alpha: float = 0.05, seed: int = 20240901) -> pd.DataFrame:
+    """Share of `reps` null panels in which each method rejects at `alpha`, per number of treated
+    schools, with its Monte Carlo interval."""
+    rows = []
+    for k in treated:
+        rng = np.random.default_rng([seed, k])
+        rejected = {m: 0 for m in FEW_METHODS}
+        for _ in range(reps):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = few_school_p_values(few_school_panel(rng, n_schools, k))
+            for m in FEW_METHODS:
+                rejected[m] += bool(np.isfinite(p[m]) and p[m] < alpha)
+        for m in FEW_METHODS:
+            low, high = _share_interval(rejected[m], reps)
+            rows.append({"indicator": "(null panel)", "comparison": DID, "method": m,
+                         "schools": n_schools, "treated": k, "reps": reps,
+                         "rejection": rejected[m] / reps, "rejection_low": low,
+                         "rejection_high": high})
+    return pd.DataFrame(rows)
+
+
+def format_few(table: pd.DataFrame) -> str:
+    lines = [f"{'treated':>7} {'method':18} {'rejects':>8} {'MC 95% interval':>16}"]
+    for r in table.itertuples(index=False):
+        lines.append(f"{r.treated:7d} {r.method:18} {_pct(r.rejection):>8} "
+                     f"{_pct(r.rejection_low):>7}-{_pct(r.rejection_high).strip():<8}")
+    return "\n".join(lines)
+
+
 def _failures(table: pd.DataFrame) -> list[str]:
     bad = table[table["error"] != ""].drop_duplicates("seed")
     return [f"{s}: {e}" for s, e in zip(bad["seed"], bad["error"], strict=True)]
@@ -459,10 +548,13 @@ def format_null(res: NullResult) -> str:
     return "\n".join(lines)
 
 
-def write_results(cov: CoverageResult | None, null: NullResult | None, out_dir: Path) -> list[Path]:
+def write_results(cov: CoverageResult | None, null: NullResult | None, out_dir: Path,
+                  few: pd.DataFrame | None = None) -> list[Path]:
     """Summaries to simulation.csv (column `check`), every replicate to simulation_replicates.csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries, replicates = [], []
+    if few is not None:
+        summaries.append(few.assign(check="few_treated_size"))
     if cov is not None:
         summaries.append(cov.summary.assign(check="coverage"))
         replicates.append(cov.replicates.assign(check="coverage"))
@@ -471,12 +563,17 @@ def write_results(cov: CoverageResult | None, null: NullResult | None, out_dir: 
         summaries.append(null.per_comparison.assign(check="false_positive_any",
                                                     indicator="(any primary)"))
         replicates.append(null.replicates.assign(check="false_positive"))
-    paths = [out_dir / "simulation.csv", out_dir / "simulation_replicates.csv"]
-    for frame, path in zip((summaries, replicates), paths, strict=True):
+    written = []
+    for frame, path in zip((summaries, replicates), (out_dir / "simulation.csv",
+                                                     out_dir / "simulation_replicates.csv"),
+                           strict=True):
+        if not frame:
+            continue
         table = pd.concat(frame, ignore_index=True)
         table.insert(0, "check", table.pop("check"))
         table.to_csv(path, index=False)
-    return paths
+        written.append(path)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -485,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=200, help="data sets for coverage (default 200)")
     ap.add_argument("--null-reps", type=int, default=100,
                     help="data sets without effects for the false-positive rate (default 100)")
+    ap.add_argument("--few-reps", type=int, default=400,
+                    help="null panels of ten schools per number of treated schools (default 400)")
     ap.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     ap.add_argument("--region", default="lekstroom")
     ap.add_argument("--school-year", default="2014-2015")
@@ -516,8 +615,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_null(null))
         for f in null.failed:
             print(f"  failed seed {f}")
-    if cov is not None or null is not None:
-        paths = write_results(cov, null, args.out)
+    few = None
+    if args.few_reps > 0:
+        t1 = time.perf_counter()
+        few = few_school_size(args.few_reps)
+        print(f"\n3. Rejections of a true null with one or two pilot schools among ten, "
+              f"{args.few_reps} panels each (nominal 5%) - {time.perf_counter() - t1:.0f} s")
+        print(format_few(few))
+    if cov is not None or null is not None or few is not None:
+        paths = write_results(cov, null, args.out, few)
         print("\nwritten: " + ", ".join(str(p) for p in paths))
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
     return 0

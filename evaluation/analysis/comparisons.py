@@ -21,6 +21,7 @@ from evaluation.analysis.fixed_effects import (
     cox_twfe,
     jackknife_interval,
     ols_point,
+    ols_points,
     ols_twfe,
     poisson_point,
     poisson_twfe,
@@ -192,9 +193,20 @@ def _randomised(ind: Indicator, data: pd.DataFrame, params: Params) -> dict:
     else:
         def statistic(d: pd.DataFrame) -> float:
             return did_statistic(ind.kind, d, params.school_year, a.duration_horizon_days)
+    batch = None
+    if m.model == "median":
+        def batch(d: pd.DataFrame, start_years: np.ndarray) -> np.ndarray:
+            return durations.did_medians(d, params.school_year, start_years, a.baseline_years)
+    elif m.model != "poisson":
+        def batch(d: pd.DataFrame, start_years: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore"):
+                treated = d["year"].to_numpy(float)[:, None] >= start_years
+            return m.scale * ols_points(d[m.outcome].astype(float).to_numpy(), treated,
+                                        d["school_id"].to_numpy(), d["school_year"].to_numpy())
     res = randomisation_inference(
         data, statistic,
-        params.school_year, a.baseline_years, a.alpha, a.max_reassignments, a.bootstrap_seed)
+        params.school_year, a.baseline_years, a.alpha, a.max_reassignments, a.bootstrap_seed,
+        batch_statistic=batch)
     est, low, high = res["estimate"], res["ci_low"], res["ci_high"]
     if m.model == "poisson":
         est, low, high = np.exp(est), np.exp(low), np.exp(high)

@@ -186,6 +186,49 @@ def change(data: pd.DataFrame, school_year: str, design: str = "did", statistic:
     return out
 
 
+def did_medians(data: pd.DataFrame, school_year: str, start_years: np.ndarray,
+                baseline_years: int) -> np.ndarray:
+    """The difference-in-differences of medians (`change(..., "did")`) for many assignments of
+    the pilot at once, as randomisation inference needs. `start_years`: records x assignments,
+    the start year of the record's school under each assignment (NaN: no pilot there).
+
+    The records are counted once per school and school year (a block); an assignment only decides
+    which blocks form which cell, so each cell of every assignment is one product (assignments x
+    blocks) @ (blocks x days). NaN where a cell is empty or its median not reached."""
+    block, first = _blocks(data)
+    year = data["year"].to_numpy(float)[first]
+    report = (data["school_year"] == school_year).to_numpy()[first]
+    sy = start_years[first]                                   # blocks x assignments
+    pilot = ~np.isnan(sy)
+    with np.errstate(invalid="ignore"):
+        before = pilot & (year[:, None] < sy) & (year[:, None] >= sy - baseline_years)
+        after = pilot & report[:, None] & (year[:, None] >= sy)
+    years = np.unique(year)
+    # comparison schools in the school years that are a baseline year of some pilot school
+    baseline_of = (before[None, :, :] & (year[None, :, None] == years[:, None, None])).any(1)
+    comp_before = ~pilot & baseline_of[np.searchsorted(years, year)]
+    comp_after = ~pilot & report[:, None]
+    ok = data["days"].notna().to_numpy()
+    times, d, c = _cell_counts(data.loc[ok, "days"].to_numpy(float),
+                               data.loc[ok, "event"].to_numpy(float), block[ok], len(first))
+    out = np.zeros(sy.shape[1])
+    for member, sign in ((after, 1.0), (before, -1.0), (comp_after, -1.0),
+                         (comp_before, 1.0)):
+        w = member.T.astype(float)                            # assignments x blocks
+        median = _km_summaries(times, w @ d, w @ c, None)[0]
+        median[(w @ c).sum(axis=1) == 0] = np.nan
+        out += sign * median
+    return out
+
+
+def _blocks(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's block (school and school year) and the first record of each block."""
+    codes = pd.factorize(pd.MultiIndex.from_arrays(
+        [data["school_id"].astype(str), data["school_year"].astype(str)]))[0]
+    _, first = np.unique(codes, return_index=True)
+    return codes, first
+
+
 def bootstrap_result(estimate: float, replicates: np.ndarray, alpha: float
                      ) -> tuple[float, float, float, float]:
     """Percentile interval and two-sided p-value (H0: no change) of cluster-bootstrap replicates:

@@ -17,6 +17,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from evaluation.analysis import comparisons, feasibility, methods
+from evaluation.analysis.blas import single_threaded_blas
 from evaluation.analysis.design import analysis_years, school_design
 from evaluation.analysis.indicators import analysis_frame
 from evaluation.analysis.statistics import Estimate
@@ -204,6 +205,12 @@ def estimate_all(tables: dict[str, pd.DataFrame], params: Params,
                  params_dir: Path = DEFAULT_PARAMS_DIR,
                  indicators: list[str] | None = None) -> EstimateSet:
     """Every comparison of every indicator (or of `indicators`) for one region and school year."""
+    with single_threaded_blas():
+        return _estimate_all(tables, params, params_dir, indicators)
+
+
+def _estimate_all(tables: dict[str, pd.DataFrame], params: Params, params_dir: Path,
+                  indicators: list[str] | None) -> EstimateSet:
     ids = indicators or list(INDICATORS)
     design, years, frames = design_frames(tables, params, params_dir, ids)
     rows = []

@@ -287,6 +287,27 @@ def poisson_point(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
     return float(_poisson_profile(y, offset, X, s_codes, n_s, np.zeros(X.shape[1]))[0][0])
 
 
+def ols_points(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.ndarray
+               ) -> np.ndarray:
+    """`ols_point` for many treatment columns at once (`treated`: records x assignments), as
+    randomisation inference needs: by Frisch-Waugh-Lovell the coefficient is t'y~ / |t~|^2, with
+    y~ the outcome with school and year effects removed and t~ the column with the same removed;
+    NaN where a column is not identified."""
+    s_codes, s_uniq = pd.factorize(pd.Series(np.asarray(school)), sort=True)
+    y_codes, y_uniq = pd.factorize(pd.Series(np.asarray(year)).astype(str), sort=True)
+    n_s = len(s_uniq)
+    Z = _demean(_dummies(y_codes, len(y_uniq)), s_codes, n_s)
+    u, sv, _ = np.linalg.svd(Z, full_matrices=False)
+    Q = u[:, sv > 1e-10 * max(sv.max(initial=0.0), 1.0)]  # basis of the demeaned years
+    yc = _demean(np.asarray(y, dtype=float)[:, None], s_codes, n_s)[:, 0]
+    yc = yc - Q @ (Q.T @ yc)
+    T = _demean(np.asarray(treated, dtype=float), s_codes, n_s)
+    norm = np.einsum("ij,ij->j", T, T) - np.einsum("ij,ij->j", Q.T @ T, Q.T @ T)
+    scale = np.maximum(np.einsum("ij,ij->j", treated, treated).astype(float), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 1e-7 * scale, (treated.T.astype(float) @ yc) / norm, np.nan)
+
+
 def ols_point(y: np.ndarray, treated: np.ndarray, school: np.ndarray,
               year: np.ndarray | None = None) -> float:
     """The coefficient of `ols_twfe`, without inference."""

@@ -42,6 +42,14 @@ class _Reassigner:
         self.starts = pd.DatetimeIndex(starts)
         self.baseline_years = baseline_years
 
+    def start_years(self, assignments: list[list[str]]) -> np.ndarray:
+        """Records x assignments: the start year of the record's school when the pilot is at
+        those schools (NaN: not a pilot school then)."""
+        start_year = np.full((len(self.schools), len(assignments)), np.nan)
+        for j, pilots in enumerate(assignments):
+            start_year[self.schools.get_indexer(pilots), j] = self.starts.year
+        return start_year[self.codes]
+
     def __call__(self, pilots: list[str]) -> pd.DataFrame:
         idx = self.schools.get_indexer(pilots)
         start_year = np.full(len(self.schools), np.nan)
@@ -84,9 +92,17 @@ def _assignments(schools: list[str], pilots: list[str], max_assignments: int, se
 
 def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], float],
                             school_year: str, baseline_years: int, alpha: float = 0.05,
-                            max_assignments: int = 999, seed: int = 0) -> dict:
+                            max_assignments: int = 999, seed: int = 0,
+                            batch_statistic: Callable[[pd.DataFrame, np.ndarray], np.ndarray]
+                            | None = None) -> dict:
     """Estimate, Conley-Taber interval and randomisation p-value of `statistic` (a function of the
     records on an additive scale: the log of a ratio, a difference in points or days).
+
+    `batch_statistic(records, start_years)`, when given, computes the statistic for many
+    assignments at once from the start year of each record's school under each assignment
+    (records x assignments, NaN for a school without the pilot; returns NaN where an assignment
+    cannot be fitted): a few matrix products replace a refit per assignment. It must equal
+    `statistic` of the reassigned records.
 
     Returns estimate, ci_low, ci_high (NaN when too few placebo assignments), p_value,
     p_value_bound (1 / assignments), draws (assignments used), n_pilot, n_comparison."""
@@ -99,6 +115,7 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
     observed = float(statistic(data))
     if not np.isfinite(observed):
         raise ValueError("randomisation: the estimate is not defined")
+
     def value_of(reassign: _Reassigner, chosen: list[str]) -> float:
         try:
             with np.errstate(all="ignore"):
@@ -106,11 +123,20 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
         except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             return np.nan  # an assignment the model cannot fit (no years before its start)
 
-    stats_ = [observed]
+    def values_of(reassign: _Reassigner, assignments: list[list[str]]) -> np.ndarray:
+        if batch_statistic is not None:
+            out = []
+            for start in range(0, len(assignments), 256):  # bounded memory: records x 256
+                batch = reassign.start_years(assignments[start:start + 256])
+                with np.errstate(all="ignore"):
+                    out.append(np.asarray(batch_statistic(reassign.data, batch), float))
+            return np.concatenate(out) if out else np.array([])
+        return np.array([value_of(reassign, chosen) for chosen in assignments])
+
     everyone = _Reassigner(data, starts, school_year, baseline_years)
-    for a in _assignments(schools, pilots, max_assignments, seed)[1:]:
-        stats_.append(value_of(everyone, [schools[i] for i in a]))
-    values = np.asarray(stats_)
+    others = [[schools[i] for i in a]
+              for a in _assignments(schools, pilots, max_assignments, seed)[1:]]
+    values = np.r_[observed, values_of(everyone, others)]
     values = values[np.isfinite(values)]
     p = float(np.mean(np.abs(values) >= abs(observed) * (1 - 1e-9)))
     low = high = np.nan
@@ -120,9 +146,10 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
     if len(comparison) > len(pilots) and math.comb(len(comparison), len(pilots)) >= needed:
         controls = _Reassigner(data[~data["school_id"].isin(pilots)], starts, school_year,
                                baseline_years)
-        for a in _assignments(comparison, comparison[:len(pilots)], max_assignments, seed):
-            placebo.append(value_of(controls, [comparison[i] for i in a]))
-        placebo = [v for v in placebo if np.isfinite(v)]
+        chosen = [[comparison[i] for i in a]
+                  for a in _assignments(comparison, comparison[:len(pilots)], max_assignments,
+                                        seed)]
+        placebo = [float(v) for v in values_of(controls, chosen) if np.isfinite(v)]
     if len(placebo) >= needed:
         q_low, q_high = np.quantile(np.asarray(placebo), [alpha / 2, 1 - alpha / 2])
         low, high = observed - q_high, observed - q_low

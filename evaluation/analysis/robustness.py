@@ -36,8 +36,6 @@ of the first post-period effect in the style of Rambachan & Roth (2023), see the
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from evaluation.analysis import comparisons, methods
+from evaluation.analysis.blas import single_threaded_blas
 from evaluation.analysis.estimates import _guarded, _its, design_frames
 from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params
@@ -176,23 +175,9 @@ def robustness(tables: dict[str, pd.DataFrame], region: str, school_year: str,
     """One row per (indicator, specification): the main analysis, the other estimators and every
     declared alternative (see the module docstring), with `holds`: same direction as the main
     difference-in-differences and p < alpha. Columns: `COLUMNS`."""
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _robustness(tables, region, school_year, params_dir, tuple(base_overrides),
                            municipality, list(indicators))
-
-
-@contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Many small fits: a multi-threaded BLAS spends more time waking threads than computing
-    (measured: twice the CPU time on a busy 2-core machine). Limited where `threadpoolctl` is
-    installed; otherwise BLAS runs as configured (OPENBLAS_NUM_THREADS=1 has the same effect)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _robustness(tables: dict[str, pd.DataFrame], region: str, school_year: str,

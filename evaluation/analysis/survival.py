@@ -123,14 +123,16 @@ def logrank(frame: pd.DataFrame, group_col: str, strata: str | None = None
     With `strata` (for example school) the test compares groups within strata only. The test
     treats records as independent; the report's comparisons of durations use the cluster
     bootstrap over schools instead (`evaluation.analysis.durations`). The p-value comes from the
-    chi-square survival function, so that it stays positive (1e-85, not 0) for extreme data.
+    chi-square survival function, so that it stays positive (1e-85, not 0) for extreme data, and never
+    falls below the smallest positive double where even that underflows.
     """
     usable = frame[frame[TIME].notna()]
     group = pd.factorize(usable[group_col])[0]
     kwargs = {} if strata is None else {"strata": pd.factorize(usable[strata])[0]}
     stat, _ = survdiff(usable[TIME].to_numpy(float), usable[EVENT].to_numpy(float), group,
                        **kwargs)
-    return float(stat), float(chi2.sf(stat, len(np.unique(group)) - 1))
+    p = float(chi2.sf(stat, len(np.unique(group)) - 1))
+    return float(stat), max(p, float(np.finfo(float).tiny))  # beyond 1e-308: underflow, not 0
 
 
 def score_residuals(exog: np.ndarray, time: np.ndarray, status: np.ndarray,

@@ -91,7 +91,11 @@ def policy_text(es: EstimateSet) -> str:
              f"(randomisatie-inferentie, ten hoogste {f.integer(a.max_reassignments)} "
              f"toewijzingen). De kleinste haalbare p-waarde is dan 1 gedeeld door het aantal "
              f"toewijzingen; met één pilotschool is een effect niet te scheiden van de school "
-             f"zelf en geven we geen oordeel. ")
+             f"zelf en geven we geen oordeel. Een voor/na-vergelijking van minder dan "
+             f"{f.integer(a.few_treated)} pilotscholen heeft geen scholen om de pilot aan toe te "
+             f"wijzen; daar komt het interval uit de cluster-jackknife, die zo breed is als "
+             f"twee of drie scholen rechtvaardigen (met één pilotschool: geen interval, geen "
+             f"schatting). ")
     text += (f"Duren (dagen) vergelijken we als verschil in de mediane duur volgens "
              f"Kaplan-Meier, waarin lopende trajecten meetellen als nog niet afgerond; de hazard "
              f"ratio van een Cox-model staat alleen als technische maat in de bijlage. Alle "
