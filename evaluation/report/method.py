@@ -15,11 +15,11 @@ from evaluation.analysis.estimates import EstimateSet
 from evaluation.report import formatting as f
 
 KIND_WORDS = {"rate": "aantallen per 100 leerlingen", "proportion": "aandelen",
-              "duration": "duren", "scale": "tevredenheidsscores"}
+              "duration": "doorlooptijden", "scale": "tevredenheidsscores"}
 COMPARISON_WORDS = {
     methods.BEFORE_AFTER: "Voor/na op de pilotscholen",
     methods.DID: "Verschil-in-verschillen",
-    methods.DID_HAZARD: "Duren, technische maat (bijlage)",
+    methods.DID_HAZARD: "Doorlooptijden, technische maat (bijlage)",
     methods.EVENT_STUDY: "Gespreide start",
     methods.ITS: "Onderbroken tijdreeks",
     methods.INDICATION_FREE: "Indicatievrije tegenover geïndiceerde trajecten",
@@ -96,7 +96,7 @@ def policy_text(es: EstimateSet) -> str:
              f"wijzen; daar komt het interval uit de cluster-jackknife, die zo breed is als "
              f"twee of drie scholen rechtvaardigen (met één pilotschool: geen interval, geen "
              f"schatting). ")
-    text += (f"Duren (dagen) vergelijken we als verschil in de mediane duur volgens "
+    text += (f"Doorlooptijden vergelijken we als verschil in de mediane duur in dagen volgens "
              f"Kaplan-Meier, waarin lopende trajecten meetellen als nog niet afgerond; de hazard "
              f"ratio van een Cox-model staat alleen als technische maat in de bijlage. Alle "
              f"intervallen zijn {level}%-betrouwbaarheidsintervallen.")
