@@ -180,6 +180,16 @@ def test_cell_medians_are_the_kaplan_meier_medians(lekstroom):
         assert got[(group, period)] == median_survival(rows)["median"].iloc[0]
 
 
+def test_median_is_the_midpoint_where_the_curve_is_flat_at_one_half():
+    days = np.array([3.0, 5, 8, 13, 21, 34])  # no censoring: the ordinary median, 10.5
+    frame = pd.DataFrame({"days": days, "event": 1.0})
+    assert median_survival(frame)["median"].iloc[0] == np.median(days) == 10.5
+    times, d, c = durations._cell_counts(days, np.ones(6), np.zeros(6, int), 1)
+    assert durations._km_summaries(times, d, c, None)[0][0] == 10.5
+    odd = pd.DataFrame({"days": days[:5], "event": 1.0})
+    assert median_survival(odd)["median"].iloc[0] == 8.0
+
+
 def test_logrank_p_stays_positive_on_extreme_data():
     n = 4000
     frame = pd.DataFrame({"days": np.r_[np.full(n, 5.0), np.full(n, 300.0)],
@@ -211,7 +221,8 @@ def test_method_text_follows_the_settings(synthetic_tables, lekstroom):
     assert "CRV1" in other
 
 
-@pytest.mark.parametrize("indicator", ["double_intake_share", "days_signal_to_help"])
+@pytest.mark.parametrize("indicator", ["double_intake_share", "days_signal_to_help",
+                                       "care_reports_per_100"])
 def test_batched_reassignments_equal_one_refit_each(synthetic_tables, indicator):
     """The matrix form of the randomisation test (all reassignments at once) gives the same
     p-value and interval as refitting the model for every reassignment."""
@@ -229,5 +240,6 @@ def test_batched_reassignments_equal_one_refit_each(synthetic_tables, indicator)
         YEAR, a.baseline_years, a.alpha, a.max_reassignments, a.bootstrap_seed)
     assert batched.p_value == pytest.approx(looped["p_value"], abs=1e-12)
     assert batched.draws == looped["draws"]
+    back = np.exp if kind == "rate" else (lambda v: v)  # a rate is tested on the log scale
     for field in ("estimate", "ci_low", "ci_high"):
-        assert getattr(batched, field) == pytest.approx(looped[field], abs=1e-9)
+        assert getattr(batched, field) == pytest.approx(back(looped[field]), abs=1e-9)

@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from reference_models import fe_design, poisson_effect, poisson_jackknife
+from scipy import stats
 
-from evaluation.analysis import comparisons, methods
+from evaluation.analysis import comparisons, durations, methods
 from evaluation.analysis.design import analysis_years, school_design
 from evaluation.analysis.indicators import analysis_frame
 from evaluation.analysis.inference import wild_cluster_bootstrap
-from evaluation.analysis.survival import cox_effect
+from evaluation.analysis.survival import cox_effect, median_survival
 from evaluation.data.datamodel import TABLES
 from evaluation.data.parquet import read_parquet_tables, write_parquet_tables
 from evaluation.data.reading import DataSetError, as_text
@@ -233,13 +234,38 @@ def test_region_estimates_equal_the_dummy_models(regions, frames, template):
             ref = poisson_jackknife(comparisons.school_year_counts(data), "treated",
                                     ["school_id", "school_year"], "school_id")
         elif ind.kind == "duration":
-            ref = cox_effect(data, "treated", fixed_effects=["school_year"], strata="school_id",
-                             cluster="school_id")
+            # the change in the median in days: Kaplan-Meier medians of the four cells
+            cell = durations.cells(data, YEAR)
+            med = {k: median_survival(data[(cell == k) & data["days"].notna().to_numpy()])
+                   ["median"].iloc[0] for k in durations.CELL_NAMES}
+            assert fast.estimate == (med[durations.PILOT_AFTER] - med[durations.PILOT_BEFORE]
+                                     - med[durations.COMPARISON_AFTER]
+                                     + med[durations.COMPARISON_BEFORE])
+            assert fast.unit == "dagen" and fast.inference in ("cluster_bootstrap",
+                                                               "randomisation")
+            assert fast.ci_low <= fast.estimate <= fast.ci_high
+            # the technical hazard ratio: the Cox model's point, its jackknife by refits
+            hr = comparisons.hazard_ratio(ind, data, params)
+            schools = sorted(data["school_id"].unique())
+            loo = np.log([cox_effect(data[data["school_id"] != s], "treated",
+                                     fixed_effects=["school_year"], strata="school_id")[0]
+                          for s in schools])
+            b = np.log(cox_effect(data, "treated", fixed_effects=["school_year"],
+                                  strata="school_id")[0])
+            G = len(schools)
+            se = np.sqrt((G - 1) / G * np.sum((loo - b) ** 2))
+            crit = stats.t.ppf(0.975, G - 1)
+            np.testing.assert_allclose([hr.estimate, hr.ci_low, hr.ci_high],
+                                       np.exp([b, b - crit * se, b + crit * se]), rtol=1e-5,
+                                       err_msg=ind_id)
+            continue
         else:
             col, scale = ("success", 100) if ind.kind == "proportion" else ("score", 1)
             X = fe_design(data["treated"], [data["school_id"], data["school_year"]])
+            a = params.analysis  # the report's draws and seed
             res = wild_cluster_bootstrap(data[col].astype(float).to_numpy(), X, "effect",
-                                         data["school_id"].to_numpy())
+                                         data["school_id"].to_numpy(), B=a.bootstrap_draws,
+                                         seed=a.bootstrap_seed)
             ref = (scale * res["estimate"], scale * res["ci_low"], scale * res["ci_high"],
                    res["p_value"])
         np.testing.assert_allclose([fast.estimate, fast.ci_low, fast.ci_high, fast.p_value],
@@ -262,7 +288,8 @@ def test_absorbed_national_estimators_equal_dummy_models(regions, frames, templa
                    .agg(count=("count", "sum"), exposure=("exposure", "sum"),
                         treated=("treated", "max")).reset_index())
             ref = poisson_effect(agg, "treated", ["school_id", "school_year"], "school_id")
-        elif ind.kind == "duration":
+        elif ind.kind == "duration":  # the technical hazard ratio, cluster-robust at scale
+            fast = comparisons.hazard_ratio(ind, data, params, many_schools=True)
             ref = cox_effect(data, "treated", fixed_effects=["school_year"], strata="school_id",
                              cluster="school_id")
         else:

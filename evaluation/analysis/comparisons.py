@@ -24,6 +24,7 @@ from evaluation.analysis.fixed_effects import (
     ols_points,
     ols_twfe,
     poisson_point,
+    poisson_points,
     poisson_twfe,
 )
 from evaluation.analysis.inference import staggered_crv3
@@ -194,7 +195,13 @@ def _randomised(ind: Indicator, data: pd.DataFrame, params: Params) -> dict:
         def statistic(d: pd.DataFrame) -> float:
             return did_statistic(ind.kind, d, params.school_year, a.duration_horizon_days)
     batch = None
-    if m.model == "median":
+    if m.model == "poisson":
+        def batch(d: pd.DataFrame, start_years: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore"):
+                treated = d["year"].to_numpy(float)[:, None] >= start_years
+            return poisson_points(d["count"].to_numpy(), d["exposure"].to_numpy(), treated,
+                                  d["school_id"].to_numpy(), d["school_year"].to_numpy())
+    elif m.model == "median":
         def batch(d: pd.DataFrame, start_years: np.ndarray) -> np.ndarray:
             return durations.did_medians(d, params.school_year, start_years, a.baseline_years)
     elif m.model != "poisson":

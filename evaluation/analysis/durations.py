@@ -60,6 +60,21 @@ def _cell_counts(days: np.ndarray, event: np.ndarray, school: np.ndarray, n_scho
     return times, d, c
 
 
+def km_median(times: np.ndarray, surv: np.ndarray) -> np.ndarray:
+    """The median of each row of Kaplan-Meier curves `surv` over `times`: the first day the curve
+    is at or below one half, and where it is exactly one half until a later day, the midpoint of
+    the two (as R's survival package does; without censoring this is the ordinary median of an
+    even number of values). NaN where the curve never reaches one half."""
+    surv = np.atleast_2d(surv)
+    at_or_below = surv <= 0.5 + 1e-12
+    below = surv < 0.5 - 1e-12
+    first = at_or_below.argmax(axis=1)
+    after = below.argmax(axis=1)
+    flat = ~below[np.arange(len(surv)), first] & below.any(axis=1)
+    median = np.where(flat, (times[first] + times[after]) / 2, times[first])
+    return np.where(at_or_below.any(axis=1), median, np.nan)
+
+
 def _km_summaries(times: np.ndarray, D: np.ndarray, C: np.ndarray, horizon: float | None,
                   total: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Median and restricted mean up to `horizon` of the Kaplan-Meier curve of each row of the
@@ -73,9 +88,7 @@ def _km_summaries(times: np.ndarray, D: np.ndarray, C: np.ndarray, horizon: floa
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(at_risk > 0, D / at_risk, 0.0)
     surv = np.cumprod(1.0 - hazard, axis=1)
-    below = surv <= 0.5 + 1e-12
-    first = below.argmax(axis=1)
-    median = np.where(below.any(axis=1), times[first], np.nan)
+    median = km_median(times, surv)
     if horizon is None:
         return median, np.full(len(median), np.nan)
     # Restricted mean: area under the step curve from 0 to the horizon.

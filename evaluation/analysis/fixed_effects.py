@@ -287,6 +287,65 @@ def poisson_point(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
     return float(_poisson_profile(y, offset, X, s_codes, n_s, np.zeros(X.shape[1]))[0][0])
 
 
+def poisson_points(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
+                   school: np.ndarray, year: np.ndarray, tol: float = 1e-10,
+                   max_iter: int = 100) -> np.ndarray:
+    """`poisson_point` for many treatment columns at once (`treated`: cells x assignments), as
+    randomisation inference needs: the same profiled Newton iterations, run side by side for
+    every assignment (one Hessian per assignment, of the treatment and the few year effects);
+    NaN where a column is not identified."""
+    from scipy import sparse
+
+    T = np.asarray(treated, dtype=float)
+    X0, s_codes, n_s = _twfe_inputs(T[:, 0], school, year)
+    D = X0[:, 1:]                                              # year effects, shared
+    n, A = T.shape
+    S = sparse.csr_matrix((np.ones(n), (s_codes, np.arange(n))), shape=(n_s, n))
+    y = np.asarray(count, dtype=float)
+    offset = np.log(np.asarray(exposure, dtype=float))
+    y_school = S @ y
+    # identified: the treatment is not a combination of school and year effects
+    size = np.maximum(np.asarray(S.sum(axis=1)).ravel(), 1.0)
+    Dc = D - (S @ D / size[:, None])[s_codes]
+    keep = np.abs(Dc).sum(axis=0) > 1e-12
+    Tc = T - (S @ T / size[:, None])[s_codes]
+    if keep.any():
+        Tc = Tc - Dc[:, keep] @ np.linalg.lstsq(Dc[:, keep], Tc, rcond=None)[0]
+    ok = np.einsum("ij,ij->j", Tc, Tc) > 1e-7 * np.maximum(np.einsum("ij,ij->j", T, T), 1.0)
+    order = np.argsort(s_codes, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(s_codes[order])) + 1]
+    k = 1 + D.shape[1]
+    beta = np.zeros((A, k))
+    for _ in range(max_iter):
+        eta = offset[:, None] + T * beta[:, 0] + D @ beta[:, 1:].T       # n x A
+        shift = np.maximum.reduceat(eta[order], starts, axis=0)          # schools x A
+        w = np.exp(eta - _school_rows(shift, s_codes, order, starts, n_s))
+        mu = y_school[s_codes][:, None] * w / (S @ w)[s_codes]
+        mu_s = S @ mu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = np.where(mu_s > 0, 1.0 / mu_s, 0.0)
+        X = np.concatenate([T[:, :, None], np.broadcast_to(D[:, None, :], (n, A, k - 1))],
+                           axis=2)                                         # n x A x k
+        xbar = (S @ (mu[:, :, None] * X).reshape(n, -1)).reshape(n_s, A, k) * inv[:, :, None]
+        Xc = X - xbar[s_codes]
+        hess = np.einsum("nai,naj->aij", Xc * mu[:, :, None], Xc)
+        grad = np.einsum("na,nai->ai", y[:, None] - mu, X)
+        step = np.einsum("aij,aj->ai", np.linalg.pinv(hess), grad)
+        beta = beta + step
+        if np.max(np.abs(step[ok]), initial=0.0) < tol:
+            break
+    return np.where(ok, beta[:, 0], np.nan)
+
+
+def _school_rows(per_school_sorted: np.ndarray, s_codes: np.ndarray, order: np.ndarray,
+                 starts: np.ndarray, n_s: int) -> np.ndarray:
+    """Rows of a (schools in sorted order) x A array, spread to the records."""
+    codes_sorted = s_codes[order][starts]           # the school of each reduceat block
+    per_school = np.empty_like(per_school_sorted)
+    per_school[codes_sorted] = per_school_sorted
+    return per_school[s_codes]
+
+
 def ols_points(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.ndarray
                ) -> np.ndarray:
     """`ols_point` for many treatment columns at once (`treated`: records x assignments), as

@@ -40,14 +40,16 @@ class _Reassigner:
         self.year = data["year"].to_numpy(dtype=float)
         self.report_year = (data["school_year"] == school_year).to_numpy()
         self.starts = pd.DatetimeIndex(starts)
+        self.start_year = self.starts.year.to_numpy(dtype=float)
+        self.position = {school: i for i, school in enumerate(self.schools)}
         self.baseline_years = baseline_years
 
     def start_years(self, assignments: list[list[str]]) -> np.ndarray:
         """Records x assignments: the start year of the record's school when the pilot is at
         those schools (NaN: not a pilot school then)."""
         start_year = np.full((len(self.schools), len(assignments)), np.nan)
-        for j, pilots in enumerate(assignments):
-            start_year[self.schools.get_indexer(pilots), j] = self.starts.year
+        rows = np.array([[self.position[p] for p in pilots] for pilots in assignments])
+        start_year[rows, np.arange(len(assignments))[:, None]] = self.start_year[None, :]
         return start_year[self.codes]
 
     def __call__(self, pilots: list[str]) -> pd.DataFrame:

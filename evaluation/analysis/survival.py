@@ -17,6 +17,8 @@ from scipy.stats import chi2, norm
 from statsmodels.duration.hazard_regression import PHReg, PHRegResults
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
+from evaluation.analysis.durations import km_median
+
 TIME = "days"
 EVENT = "event"
 
@@ -103,15 +105,18 @@ def median_survival(frame: pd.DataFrame, group_col: str | None = None, alpha: fl
 
     The interval inverts the test on the log(-log) survival scale (statsmodels `quantile_ci`);
     its limits are observed times. Where the curve never falls to 0.5 (too much censoring) the
-    median is NaN, and an upper limit that is not reached is +inf: both are honest answers.
+    median is NaN, and an upper limit that is not reached is +inf: both are honest answers. The
+    median is `durations.km_median` (the midpoint where the curve is exactly one half over an
+    interval), so that the tables and the differences in days use the same definition.
     """
     rows_out = []
     for key, rows in _groups(frame, group_col):
         sf = _survfunc(rows)
         with np.errstate(divide="ignore", invalid="ignore"):  # log(-log 1) at the curve's top
             low, high = sf.quantile_ci(0.5, alpha=alpha, method="cloglog")
+        median = km_median(np.asarray(sf.surv_times, float), np.asarray(sf.surv_prob, float))
         row = {"n": len(rows), "events": int(rows[EVENT].sum()),
-               "median": float(sf.quantile(0.5)), "ci_low": float(low), "ci_high": float(high)}
+               "median": float(median[0]), "ci_low": float(low), "ci_high": float(high)}
         rows_out.append(row if group_col is None else {group_col: key, **row})
     return pd.DataFrame(rows_out)
 
