@@ -188,6 +188,7 @@ def test_median_is_the_midpoint_where_the_curve_is_flat_at_one_half():
     assert durations._km_summaries(times, d, c, None)[0][0] == 10.5
     odd = pd.DataFrame({"days": days[:5], "event": 1.0})
     assert median_survival(odd)["median"].iloc[0] == 8.0
+    assert np.isnan(durations.km_median(np.array([]), np.empty((1, 0))))[0]  # no days at all
 
 
 def test_logrank_p_stays_positive_on_extreme_data():

@@ -66,6 +66,8 @@ def km_median(times: np.ndarray, surv: np.ndarray) -> np.ndarray:
     the two (as R's survival package does; without censoring this is the ordinary median of an
     even number of values). NaN where the curve never reaches one half."""
     surv = np.atleast_2d(surv)
+    if surv.shape[1] == 0:  # no event days at all
+        return np.full(len(surv), np.nan)
     at_or_below = surv <= 0.5 + 1e-12
     below = surv < 0.5 - 1e-12
     first = at_or_below.argmax(axis=1)
