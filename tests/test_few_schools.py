@@ -244,3 +244,17 @@ def test_batched_reassignments_equal_one_refit_each(synthetic_tables, indicator)
     back = np.exp if kind == "rate" else (lambda v: v)  # a rate is tested on the log scale
     for field in ("estimate", "ci_low", "ci_high"):
         assert getattr(batched, field) == pytest.approx(back(looped[field]), abs=1e-9)
+
+
+def test_tables_show_the_p_value_floor_and_keep_an_estimate_without_interval(synthetic_tables):
+    from evaluation.report.findings import estimates_table, p_text
+
+    assert p_text(1 / 66, 1 / 66) == "0,015 (laagst mogelijk)"
+    assert p_text(0.2, 1 / 66) == "0,200"
+    assert p_text(1e-4, 1 / 9999) == "< 0,001"
+    p = load_params("zuid-kennemerland", school_year="2016-2017", municipality="bloemendaal")
+    es = estimate_all(synthetic_tables, p, indicators=["double_intake_share"])
+    row = estimates_table(es, ["double_intake_share"]).set_index("Vergelijking").loc[methods.DID]
+    assert row["Effect"] != "–" and row["p"] != "–"  # the estimate and its p stand
+    assert row["95%-interval"] == "–"  # too few placebo assignments for an interval
+    assert row["Toelichting"].startswith("niet te scheiden")

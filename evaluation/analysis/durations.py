@@ -53,10 +53,10 @@ def _cell_counts(days: np.ndarray, event: np.ndarray, school: np.ndarray, n_scho
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct days, and per school and day the events (d) and exits from the risk set (c)."""
     times, t_idx = np.unique(days, return_inverse=True)
-    d = np.zeros((n_schools, len(times)))
-    c = np.zeros((n_schools, len(times)))
-    np.add.at(d, (school, t_idx), event)
-    np.add.at(c, (school, t_idx), 1.0)
+    cell = np.asarray(school) * len(times) + t_idx
+    size = n_schools * len(times)
+    d = np.bincount(cell, weights=event, minlength=size).reshape(n_schools, len(times))
+    c = np.bincount(cell, minlength=size).astype(float).reshape(n_schools, len(times))
     return times, d, c
 
 

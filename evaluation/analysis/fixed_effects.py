@@ -316,29 +316,33 @@ def poisson_points(count: np.ndarray, exposure: np.ndarray, treated: np.ndarray,
     starts = np.r_[0, np.flatnonzero(np.diff(s_codes[order])) + 1]
     k = 1 + D.shape[1]
     beta = np.zeros((A, k))
+    active = np.flatnonzero(ok)  # each assignment stops where `poisson_point` would stop
     for _ in range(max_iter):
-        eta = offset[:, None] + T * beta[:, 0] + D @ beta[:, 1:].T       # n x A
-        shift = np.maximum.reduceat(eta[order], starts, axis=0)          # schools x A
-        w = np.exp(eta - _school_rows(shift, s_codes, order, starts, n_s))
+        if not len(active):
+            break
+        Ta, b = T[:, active], beta[active]
+        a = len(active)
+        eta = offset[:, None] + Ta * b[:, 0] + D @ b[:, 1:].T            # n x a
+        shift = np.maximum.reduceat(eta[order], starts, axis=0)          # schools x a
+        w = np.exp(eta - _school_rows(shift, s_codes, order, starts))
         mu = y_school[s_codes][:, None] * w / (S @ w)[s_codes]
         mu_s = S @ mu
         with np.errstate(invalid="ignore", divide="ignore"):
             inv = np.where(mu_s > 0, 1.0 / mu_s, 0.0)
-        X = np.concatenate([T[:, :, None], np.broadcast_to(D[:, None, :], (n, A, k - 1))],
-                           axis=2)                                         # n x A x k
-        xbar = (S @ (mu[:, :, None] * X).reshape(n, -1)).reshape(n_s, A, k) * inv[:, :, None]
+        X = np.concatenate([Ta[:, :, None], np.broadcast_to(D[:, None, :], (n, a, k - 1))],
+                           axis=2)                                         # n x a x k
+        xbar = (S @ (mu[:, :, None] * X).reshape(n, -1)).reshape(n_s, a, k) * inv[:, :, None]
         Xc = X - xbar[s_codes]
         hess = np.einsum("nai,naj->aij", Xc * mu[:, :, None], Xc)
         grad = np.einsum("na,nai->ai", y[:, None] - mu, X)
         step = np.einsum("aij,aj->ai", np.linalg.pinv(hess), grad)
-        beta = beta + step
-        if np.max(np.abs(step[ok]), initial=0.0) < tol:
-            break
+        beta[active] = b + step
+        active = active[np.max(np.abs(step), axis=1) >= tol]
     return np.where(ok, beta[:, 0], np.nan)
 
 
 def _school_rows(per_school_sorted: np.ndarray, s_codes: np.ndarray, order: np.ndarray,
-                 starts: np.ndarray, n_s: int) -> np.ndarray:
+                 starts: np.ndarray) -> np.ndarray:
     """Rows of a (schools in sorted order) x A array, spread to the records."""
     codes_sorted = s_codes[order][starts]           # the school of each reduceat block
     per_school = np.empty_like(per_school_sorted)

@@ -87,7 +87,8 @@ def _assignments(schools: list[str], pilots: list[str], max_assignments: int, se
         rest = [a for a in combinations(range(G), k) if a != observed]
         return [observed, *rest]
     rng = np.random.default_rng(seed)
-    drawn = {tuple(sorted(rng.choice(G, size=k, replace=False))) for _ in range(max_assignments)}
+    picks = np.sort(rng.random((max_assignments, G)).argsort(axis=1)[:, :k], axis=1)
+    drawn = {tuple(int(i) for i in row) for row in np.unique(picks, axis=0)}
     drawn.discard(observed)
     return [observed, *sorted(drawn)]
 

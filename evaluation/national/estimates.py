@@ -32,7 +32,7 @@ ESTIMATE_COLUMNS = ["region", "region_name", "level", "school_year", "first_pilo
                     "n_pilot_schools", "n_comparison_schools", "comparison_group", "indicator",
                     "name", "primary", "unit", "method", "comparison", "estimate", "ci_low",
                     "ci_high", "p_value", "p_value_adjusted", "significant", "n", "n_clusters",
-                    "mde", "better", "note"]
+                    "mde", "better", "note", "inference", "draws", "p_value_bound"]
 
 
 def _lean_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

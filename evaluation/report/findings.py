@@ -59,16 +59,27 @@ def estimates_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
         "Schaal": t["unit"].map(UNIT_NAMES),
         f"{level}%-interval": [interval(lo, hi, u) for lo, hi, u in
                                zip(t["ci_low"], t["ci_high"], t["unit"], strict=True)],
-        "p": t["p_value"].map(f.p_value),
+        "p": [p_text(p, b) for p, b in zip(t["p_value"], t.get("p_value_bound", np.nan),
+                                              strict=True)],
         "p gecorrigeerd": t["p_value_adjusted"].map(
             lambda p: "–" if pd.isna(p) else f.p_value(p)),
     })
     notes = t["note"].fillna("").astype(str)
     if (notes != "").any():
-        # Why a comparison has no figure: the reader sees the reason, not just a blank.
+        # Why a comparison has no figure (or no interval): the reader sees the reason.
         out["Toelichting"] = notes.to_numpy()
-        out.loc[(notes != "").to_numpy(), ["Effect", f"{level}%-interval", "p"]] = "–"
+        none = ((notes != "") & t["estimate"].isna()).to_numpy()
+        out.loc[none, ["Effect", f"{level}%-interval", "p"]] = "–"
+        out.loc[((notes != "") & t["ci_low"].isna()).to_numpy(), f"{level}%-interval"] = "–"
     return out
+
+
+def p_text(p: float, bound: float | None) -> str:
+    """A p-value as the report prints it; at the floor of a test with few assignments (1 / their
+    number) it says so: "0,015 (laagst mogelijk)", a smaller p cannot come out of that test."""
+    if pd.notna(p) and pd.notna(bound) and bound >= 0.001 and p <= bound * (1 + 1e-9):
+        return f"{f.number(bound, 3)} (laagst mogelijk)"
+    return f.p_value(p)
 
 
 def methods_footnote(es: EstimateSet, indicator_ids: list[str]) -> str:

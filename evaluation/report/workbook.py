@@ -54,6 +54,8 @@ ESTIMATE_COLUMNS = {
     "p_value": "p-waarde",
     "p_value_adjusted": "p-waarde gecorrigeerd",
     "significant": "Significant",
+    "draws": "Trekkingen of toewijzingen",
+    "p_value_bound": "Kleinst haalbare p-waarde",
     "mde": "Minimaal detecteerbaar effect",
     "n": "Aantal waarnemingen",
     "n_missing": "Waarnemingen zonder waarde",
@@ -64,7 +66,8 @@ ESTIMATE_COLUMNS = {
 ROUNDED_COUNTS = ("n", "n_missing")
 DIRECTIONS = {"lower": "lager", "higher": "hoger", "unchanged": "gelijk"}
 NUMBER_FORMATS = {"estimate": "0.000", "ci_low": "0.000", "ci_high": "0.000", "mde": "0.000",
-                  "p_value": "0.0000", "p_value_adjusted": "0.0000"}
+                  "p_value": "0.0000", "p_value_adjusted": "0.0000", "p_value_bound": "0.0000",
+                  "draws": "0"}
 
 
 def sheet_names(names: list[str], reserved: tuple[str, ...] = (INFO_SHEET, ESTIMATES_SHEET)
