@@ -115,8 +115,8 @@ def value_text(ind: Indicator, value: float) -> str:
         return f.SUPPRESSED
     if ind.kind == "proportion":
         return f"{f.number(value, 1)}%"
-    if ind.kind == "duration":
-        return f"{f.integer(value)} dagen"
+    if ind.kind == "duration":  # a median is a whole day, or halfway between two
+        return f"{f.integer(value) if value == round(value) else f.number(value, 1)} dagen"
     if ind.kind == "scale":
         return f.number(value, 2)
     return f.number(value, 1)
@@ -132,11 +132,19 @@ def period_values(es: EstimateSet, indicator_id: str) -> pd.DataFrame:
     comp = d[d["group"] == "comparison"]
     # The comparison schools' "before" is the same calendar years as the pilot schools' baseline.
     before_years = sorted(pilot.loc[pilot["period"] == "before", "school_year"].unique())
-    for group, rows_before, rows_after in (
+    groups = (
         ("pilot", pilot[pilot["period"] == "before"], pilot[pilot["period"] == "after"]),
         ("comparison", comp[comp["school_year"].isin(before_years)],
          comp[comp["school_year"] == es.params.school_year]),
-    ):
+    )
+    if indicator_id == "indication_free_days":
+        # What this indicator compares: trajectories without and with an indication, both at
+        # the pilot schools (not pilot against comparison schools: that is trajectory_days).
+        free = pilot["indication_free"].astype("boolean")
+        groups = tuple((name, pilot[(pilot["period"] == "before") & (free == flag)],
+                        pilot[(pilot["period"] == "after") & (free == flag)])
+                       for name, flag in (("indication_free", True), ("indicated", False)))
+    for group, rows_before, rows_after in groups:
         vb, nb = _value(ind, rows_before)
         va, na = _value(ind, rows_after)
         out.append({"group": group, "before": vb, "n_before": nb, "after": va, "n_after": na})
@@ -315,6 +323,11 @@ def wilson(successes: int, n: int, alpha: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+GROUP_NAMES = {"pilot": "Pilotscholen", "comparison": "Vergelijkingsscholen",
+               "indication_free": "Indicatievrije trajecten (pilotscholen)",
+               "indicated": "Geïndiceerde trajecten (pilotscholen)"}
+
+
 def period_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
     """Before and report-year values per group, with Wilson intervals for shares."""
     rows = []
@@ -327,8 +340,7 @@ def period_table(es: EstimateSet, indicator_ids: list[str]) -> pd.DataFrame:
             if ind.kind == "proportion" and pd.notna(r.after):
                 lo, hi = wilson(round(r.after * r.n_after / 100), r.n_after, alpha)
                 after += f" ({f.interval(lo, hi, 1, pct=True)})"
-            rows.append({"Indicator": ind.label_nl,
-                         "Groep": "Pilotscholen" if r.group == "pilot" else "Vergelijkingsscholen",
+            rows.append({"Indicator": ind.label_nl, "Groep": GROUP_NAMES[r.group],
                          "Vóór": before, es.params.school_year: after})
     return pd.DataFrame(rows)
 

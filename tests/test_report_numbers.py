@@ -1,0 +1,40 @@
+"""Numbers in the report that must not disagree or repeat (issue 14, point 7): each table row
+comes from its own records."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaluation.analysis.estimates import estimate_all
+from evaluation.params import load_params
+from evaluation.registry import INDICATORS
+from evaluation.report.findings import period_table, value_text
+
+
+@pytest.fixture(scope="module")
+def routes(synthetic_tables):
+    return estimate_all(synthetic_tables, load_params("lekstroom", school_year="2014-2015"),
+                        indicators=["trajectory_days", "indication_free_days"])
+
+
+def test_indication_free_row_is_not_the_trajectory_row(routes):
+    t = period_table(routes, ["trajectory_days", "indication_free_days"])
+    traj = t[t["Indicator"] == INDICATORS["trajectory_days"].label_nl]
+    free = t[t["Indicator"] == INDICATORS["indication_free_days"].label_nl]
+    assert list(traj["Groep"]) == ["Pilotscholen", "Vergelijkingsscholen"]
+    assert list(free["Groep"]) == ["Indicatievrije trajecten (pilotscholen)",
+                                   "Geïndiceerde trajecten (pilotscholen)"]
+    assert free.iloc[:, 2:].to_numpy().tolist() != traj.iloc[:, 2:].to_numpy().tolist()
+    # indication-free trajectories end sooner, as the generator plants (ratio below 1)
+    from evaluation.params import load_synthetic
+    from evaluation.report.findings import period_values
+
+    assert load_synthetic().effects.indication_free_duration_ratio < 1
+    pv = period_values(routes, "indication_free_days").set_index("group")
+    assert pv.loc["indication_free", "after"] < pv.loc["indicated", "after"]
+
+
+def test_half_day_medians_keep_their_half():
+    ind = INDICATORS["days_signal_to_help"]
+    assert value_text(ind, 46.5) == "46,5 dagen"
+    assert value_text(ind, 46.0) == "46 dagen"
