@@ -38,3 +38,14 @@ def test_half_day_medians_keep_their_half():
     ind = INDICATORS["days_signal_to_help"]
     assert value_text(ind, 46.5) == "46,5 dagen"
     assert value_text(ind, 46.0) == "46 dagen"
+
+
+def test_a_percentage_change_has_a_percentage_interval():
+    from evaluation.report.findings import ratio_change_text
+
+    assert ratio_change_text(0.566, 0.45, 0.71, 95) == (
+        "43,4% minder (95%-interval 29,0% tot 55,0% minder)")
+    assert ratio_change_text(1.5, 1.2, 1.9, 95) == "50,0% meer (95%-interval 20,0% tot 90,0% meer)"
+    assert ratio_change_text(0.9, 0.8, 1.2, 90) == (
+        "10,0% minder (90%-interval van 20,0% minder tot 20,0% meer)")
+    assert ratio_change_text(0.9, float("nan"), float("nan"), 95) == "10,0% minder"

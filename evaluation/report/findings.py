@@ -400,10 +400,27 @@ def _change_text(ind: Indicator, row: pd.Series, level: int) -> str:
     if row["unit"] == "hazard ratio":
         return (f"hazard ratio {effect(row['estimate'], row['unit'])} ({ci}; boven 1 betekent "
                 "sneller)")
-    if row["unit"] == "rate ratio":
-        pct = f.percent(abs(1 - row["estimate"]))
-        return f"{pct} {'minder' if row['estimate'] < 1 else 'meer'} ({ci})"
+    if row["unit"] == "rate ratio":  # a change in percent, its interval in percent too
+        return ratio_change_text(row["estimate"], row["ci_low"], row["ci_high"], level)
     return f"{effect(row['estimate'], row['unit'])} {row['unit']} ({ci})"
+
+
+def ratio_change_text(ratio: float, low: float, high: float, level: int) -> str:
+    """A rate ratio as a change in percent with its interval on the same scale:
+    "43,4% minder (95%-interval 29,0% tot 55,0% minder)"; an interval across 1 says both ways."""
+    def change(r: float) -> str:
+        return f"{f.percent(abs(1 - r))} {'minder' if r < 1 else 'meer'}"
+
+    text = change(ratio)
+    if pd.isna(low) or pd.isna(high):
+        return text
+    if high < 1:
+        ci = f"{f.percent(1 - high)} tot {f.percent(1 - low)} minder"
+    elif low > 1:
+        ci = f"{f.percent(low - 1)} tot {f.percent(high - 1)} meer"
+    else:
+        ci = f"van {change(low)} tot {change(high)}"
+    return f"{text} ({level}%-interval {ci})"
 
 
 def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
