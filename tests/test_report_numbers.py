@@ -49,3 +49,9 @@ def test_a_percentage_change_has_a_percentage_interval():
     assert ratio_change_text(0.9, 0.8, 1.2, 90) == (
         "10,0% minder (90%-interval van 20,0% minder tot 20,0% meer)")
     assert ratio_change_text(0.9, float("nan"), float("nan"), 95) == "10,0% minder"
+
+
+def test_site_index_is_headed_in_dutch():
+    from evaluation.report.site import TITLE
+
+    assert "whitepaper" not in TITLE.lower() and TITLE.startswith("Evaluatierapporten")

@@ -22,7 +22,7 @@ from evaluation.report.formatting import slug
 
 INDEX = "index.html"
 MANIFEST = ".manifest.json"
-TITLE = "Whitepapers jeugdhulp en voortgezet onderwijs"
+TITLE = "Evaluatierapporten jeugdhulp en voortgezet onderwijs"
 KINDS = (("html", "Webpagina", "HTML"), ("pdf", "PDF", "PDF"), ("xlsx", "Excel", "Excel"))
 NATIONAL_KIND = "national"  # manifest "kind" of the national overview (evaluation.national.build)
 
