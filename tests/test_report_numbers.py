@@ -55,3 +55,19 @@ def test_site_index_is_headed_in_dutch():
     from evaluation.report.site import TITLE
 
     assert "whitepaper" not in TITLE.lower() and TITLE.startswith("Evaluatierapporten")
+
+
+def test_goal_counts_say_what_is_withheld(synthetic_tables):
+    from evaluation.report.findings import progress, progress_table
+
+    es = estimate_all(synthetic_tables, load_params("lekstroom", school_year="2014-2015"))
+    p = progress(es)
+    schools = p[(p["level"] == "school") & (p["indicator"] == "care_reports_per_100")].iloc[0]
+    pilots = int((es.design["group"] == "pilot").sum())
+    assert schools["units"] + schools["units_withheld"] == pilots  # every pilot school counted
+    text = progress_table(es).set_index(["Indicator", "Niveau"]).loc[
+        (INDICATORS["care_reports_per_100"].label_nl, "school"), "Stand 2014-2015"]
+    assert f"van {int(schools['units'])} scholen" in text
+    if schools["units_withheld"]:
+        assert f"({int(schools['units_withheld'])} scholen niet getoond" in text or \
+            "school niet getoond" in text

@@ -276,11 +276,12 @@ def progress(es: EstimateSet, municipality_of: dict[str, str] | None = None) -> 
                     muni = es.design.set_index("school_id")["municipality_code"]
                     now = now.assign(municipality=now["school_id"].map(muni))
                     by = "municipality"
-                uv = _unit_values(ind, now, by)
-                uv = uv[uv["n"] >= rule.min_count]
+                every = _unit_values(ind, now, by)
+                uv = every[every["n"] >= rule.min_count]
                 met = uv["value"].map(lambda v, i=ind, t=shown_target: meets(i, v, t))
                 row.update(before=np.nan, value=np.nan, n=int(uv["n"].sum()), met=np.nan,
-                           units_met=int(met.sum()), units=len(uv))
+                           units_met=int(met.sum()), units=len(uv),
+                           units_withheld=len(every) - len(uv))
             if row["n"] < rule.min_count:
                 row["value"] = np.nan
             out.append(row)
@@ -308,6 +309,10 @@ def progress_table(es: EstimateSet) -> pd.DataFrame:
             target, before = value_text(ind, r.target), "–"
             current = (f"{int(r.units_met)} van {int(r.units)} {unit} halen het doel"
                        if r.units else f.SUPPRESSED)
+            withheld = int(getattr(r, "units_withheld", 0) or 0)
+            if withheld:  # say what the count leaves out, and why
+                word = unit if withheld > 1 else {"scholen": "school"}.get(unit, "gemeente")
+                current += f" ({withheld} {word} niet getoond wegens kleine aantallen)"
             reached = "ja" if r.units and r.units_met == r.units else "nee"
         level = LEVEL_NAMES[r.level]
         if r.level == "region" and es.params.municipality_name:
