@@ -71,3 +71,14 @@ def test_goal_counts_say_what_is_withheld(synthetic_tables):
     if schools["units_withheld"]:
         assert f"({int(schools['units_withheld'])} scholen niet getoond" in text or \
             "school niet getoond" in text
+
+
+def test_every_summary_effect_carries_its_unit(synthetic_tables):
+    from evaluation.report.findings import key_figures
+
+    es = estimate_all(synthetic_tables, load_params("lekstroom", school_year="2014-2015"))
+    t, _ = key_figures(es)
+    col = next(c for c in t.columns if c.startswith("Effect"))
+    for text in t[col]:
+        assert text == "–" or any(u in text for u in (
+            "% minder", "% meer", "dagen", "procentpunt", "schaalpunt")), text

@@ -40,6 +40,20 @@ def interval(low: float, high: float, unit: str) -> str:
     return f.interval(low, high, decimals)
 
 
+def summary_effect(row: pd.Series) -> str:
+    """An effect with its unit and interval, in words a reader needs no key for:
+    "80,0% minder (77,1% tot 81,9% minder)", "−24,0 dagen (−29,0 tot −18,0)"."""
+    if pd.isna(row["estimate"]):
+        return "–"
+    if row["unit"] == "rate ratio":
+        return ratio_change_text(row["estimate"], row["ci_low"], row["ci_high"], None)
+    unit = {"procentpunt": "procentpunt", "schaalpunt": "schaalpunt", "dagen": "dagen",
+            "hazard ratio": "(hazard ratio)"}.get(row["unit"], row["unit"])
+    ci = interval(row["ci_low"], row["ci_high"], row["unit"])
+    return f"{effect(row['estimate'], row['unit'])} {unit}" + (
+        "" if ci == f.SUPPRESSED else f" ({ci})")
+
+
 UNIT_NAMES = {"rate ratio": "verhouding (rate ratio)", "hazard ratio": "hazard ratio",
               "procentpunt": "procentpunt", "schaalpunt": "schaalpunt",
               "per 100 leerlingen": "per 100 leerlingen", "dagen": "dagen"}
@@ -169,8 +183,7 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
             "Pilotscholen vóór": value_text(ind, pv.loc["pilot", "before"]),
             f"Pilotscholen {es.params.school_year}": value_text(ind, pv.loc["pilot", "after"]),
             f"Effect ({level}%-interval)": "–" if pd.isna(did["estimate"]) else
-            f"{effect(did['estimate'], did['unit'])} "
-            f"({interval(did['ci_low'], did['ci_high'], did['unit'])})",
+            summary_effect(did),
             "Conclusie": verdict(ind, did),
         })
         raw.append({"indicator": ind_id, "n_before": int(pv.loc["pilot", "n_before"]),
@@ -410,9 +423,10 @@ def _change_text(ind: Indicator, row: pd.Series, level: int) -> str:
     return f"{effect(row['estimate'], row['unit'])} {row['unit']} ({ci})"
 
 
-def ratio_change_text(ratio: float, low: float, high: float, level: int) -> str:
+def ratio_change_text(ratio: float, low: float, high: float, level: int | None) -> str:
     """A rate ratio as a change in percent with its interval on the same scale:
-    "43,4% minder (95%-interval 29,0% tot 55,0% minder)"; an interval across 1 says both ways."""
+    "43,4% minder (95%-interval 29,0% tot 55,0% minder)"; an interval across 1 says both ways;
+    without `level` (a table whose header names it) the interval stands alone."""
     def change(r: float) -> str:
         return f"{f.percent(abs(1 - r))} {'minder' if r < 1 else 'meer'}"
 
@@ -425,7 +439,7 @@ def ratio_change_text(ratio: float, low: float, high: float, level: int) -> str:
         ci = f"{f.percent(low - 1)} tot {f.percent(high - 1)} meer"
     else:
         ci = f"van {change(low)} tot {change(high)}"
-    return f"{text} ({level}%-interval {ci})"
+    return f"{text} ({ci})" if level is None else f"{text} ({level}%-interval {ci})"
 
 
 def theme_summary(es: EstimateSet, indicator_ids: list[str]) -> str:
