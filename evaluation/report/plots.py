@@ -110,41 +110,67 @@ def indicator_by_year(es, indicator_id: str) -> plt.Figure | None:
             "duration": "mediaan, dagen", "scale": "gemiddelde score (1-5)"}[ind.kind]
     ax.set_ylabel(f"{ind.name_nl}\n({unit})" if len(ind.name_nl) < 40 else unit)
     ax.set_title(ind.name_nl, fontsize=11)
-    if ind.kind != "scale":
+    if ind.kind == "scale":
+        ax.set_ylim(1, 5)  # the whole answer scale: a cut axis would magnify the change
+    else:
         ax.set_ylim(bottom=0)
     decimal_comma(ax, 0 if ind.kind == "duration" else 1)
     fig.tight_layout()
     return fig
 
 
+#: What a Kaplan-Meier curve of each duration counts down: the share still waiting.
+STILL_WAITING = {"days_signal_to_help": "Aandeel nog zonder hulp",
+                 "days_to_consent": "Aandeel nog zonder toestemming",
+                 "trajectory_days": "Aandeel trajecten nog lopend",
+                 "indication_free_days": "Aandeel trajecten nog lopend"}
+
+
 def survival_curves(es, indicator_id: str) -> plt.Figure | None:
-    """Kaplan-Meier curves at the pilot schools, before and in the report year; ongoing
-    trajectories are censored, never dropped. None when no period has records enough."""
+    """Kaplan-Meier curves before and in the report year, at the pilot schools (solid) beside
+    the comparison schools in the same school years (dashed): the difference-in-differences in
+    the text compares exactly these four. Ongoing trajectories are censored, never dropped; the
+    tail where fewer pupils than the threshold remain at risk is withheld. None when no curve
+    has records enough."""
+    from evaluation.analysis import durations
     from evaluation.analysis.survival import kaplan_meier
     from evaluation.registry import INDICATORS
 
     ind = INDICATORS[indicator_id]
     d = es.data[indicator_id]
-    d = d[(d["group"] == "pilot") & d["period"].notna()]
-    if len(d) == 0 or d.groupby("period").size().max() < es.params.disclosure.min_count:
+    cell = durations.cells(d, es.params.school_year)
+    d = d.assign(cell=cell)[(cell >= 0) & d["days"].notna().to_numpy()]
+    sizes = d.groupby("cell").size()
+    shown = [k for k in durations.CELL_NAMES if sizes.get(k, 0) >= es.params.disclosure.min_count]
+    if not shown:
         return None
     house_style()
-    d = d.assign(Periode=d["period"].map({"before": "Vóór de start",
-                                          "after": f"Schooljaar {es.params.school_year}"}))
-    km = kaplan_meier(d, "Periode")
+    period = {"before": "vóór de start", "after": es.params.school_year}
     fig, ax = plt.subplots()
-    for i, (period, g) in enumerate(km.groupby("Periode", sort=False)):
-        # Withhold the tail where fewer pupils than the threshold remain at risk.
+    for k in shown:
+        group, when = durations.CELL_NAMES[k]
+        g = kaplan_meier(d[d["cell"] == k])
         g = g[g["at_risk"] >= es.params.disclosure.min_count]
-        ax.step(g["time"], g["survival"], where="post", label=period, color=PALETTE[i + 2])
+        ax.step(g["time"], g["survival"], where="post",
+                label=f"{labels.GROUPS[group]}, {period[when]}",
+                color=PALETTE[0] if group == "pilot" else PALETTE[1],
+                linestyle="-" if group == "pilot" else "--",
+                alpha=1.0 if when == "after" else 0.45)
+    ax.axhline(0.5, color="0.5", linewidth=0.7, linestyle=":")  # where the median is read
     ax.set_xlabel("Dagen")
-    ax.set_ylabel("Aandeel nog niet afgerond")
+    ax.set_ylabel(STILL_WAITING.get(indicator_id, "Aandeel nog niet afgerond"))
     ax.set_title(ind.name_nl, fontsize=11)
     ax.set_ylim(0, 1.02)
-    ax.legend(title="Pilotscholen")
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=8)
     decimal_comma(ax, 1)
     fig.tight_layout()
     return fig
+
+
+UNIT_LABELS = {"rate ratio": "verhouding (1 = gelijk)", "hazard ratio": "hazard ratio",
+               "procentpunt": "procentpunt", "schaalpunt": "schaalpunt", "dagen": "dagen",
+               "per 100 leerlingen": "per 100 leerlingen"}
 
 
 def specification_curves(robust: pd.DataFrame) -> plt.Figure | None:
@@ -165,6 +191,9 @@ def specification_curves(robust: pd.DataFrame) -> plt.Figure | None:
     fig, axes = plt.subplots(rows, cols, figsize=(9, 2.3 * rows), squeeze=False)
     for ax, ind_id in zip(axes.flat, ids, strict=False):
         g = robust[(robust["indicator"] == ind_id) & robust["estimate"].notna()]
+        main_unit = g.loc[g["family"] == "hoofdanalyse", "unit"]
+        unit = main_unit.iloc[0] if len(main_unit) else g["unit"].iloc[0]
+        g = g[g["unit"] == unit]  # one scale per panel: ratios and differences never mix
         g = g.sort_values("estimate").reset_index(drop=True)
         x = np.arange(len(g))
         main = (g["family"] == "hoofdanalyse").to_numpy()
@@ -176,10 +205,10 @@ def specification_curves(robust: pd.DataFrame) -> plt.Figure | None:
         ax.plot(x, g["estimate"], "o", color=PALETTE[0], markersize=3)
         ax.plot(x[main], g.loc[main, "estimate"], "D", color=PALETTE[3], markersize=6,
                 label="hoofdanalyse")
-        null = 1.0 if g["unit"].iloc[0] in ("rate ratio", "hazard ratio") else 0.0 \
-            if len(g) else 0.0
+        null = 1.0 if unit in ("rate ratio", "hazard ratio") else 0.0  # no effect
         ax.axhline(null, color="0.3", linewidth=0.8, linestyle="--")
         ax.set_title(INDICATORS[ind_id].label_nl, fontsize=9)
+        ax.set_ylabel(UNIT_LABELS.get(unit, unit), fontsize=8)
         ax.set_xticks([])
         ax.tick_params(labelsize=8)
         decimal_comma(ax, 2 if null == 1.0 else 1)

@@ -1,0 +1,73 @@
+"""Figures that do not mislead (issue 14, point 6), checked on the figure objects: comparison
+schools beside pilot schools in the Kaplan-Meier curves, the y axis named by what it counts,
+scales from their natural minimum, one unit per panel with the no-effect line where it belongs."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from evaluation.analysis.estimates import estimate_all  # noqa: E402
+from evaluation.params import load_params  # noqa: E402
+from evaluation.report import plots  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def es(synthetic_tables):
+    return estimate_all(synthetic_tables, load_params("lekstroom", school_year="2014-2015"),
+                        indicators=["days_signal_to_help", "school_satisfaction"])
+
+
+def test_survival_curves_show_comparison_schools_beside_pilot_schools(es):
+    fig = plots.survival_curves(es, "days_signal_to_help")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert len(labels) == 4
+    assert sum(lab.startswith("Pilotscholen") for lab in labels) == 2
+    assert sum(lab.startswith("Vergelijkingsscholen") for lab in labels) == 2
+    assert ax.get_ylabel() == "Aandeel nog zonder hulp"  # not "nog niet afgerond"
+    assert ax.get_ylim() == pytest.approx((0, 1.02))
+    assert ax.get_xlim()[0] == 0
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), float)
+        assert ((y >= 0) & (y <= 1)).all()
+    plt.close(fig)
+
+
+def test_a_satisfaction_scale_starts_at_its_minimum(es):
+    fig = plots.indicator_by_year(es, "school_satisfaction")
+    assert fig.axes[0].get_ylim() == pytest.approx((1, 5))
+    plt.close(fig)
+
+
+def _spec(indicator: str, family: str, unit: str, estimate: float) -> dict:
+    return {"indicator": indicator, "specification": family, "family": family,
+            "estimate": estimate, "ci_low": estimate * 0.8, "ci_high": estimate * 1.2,
+            "unit": unit}
+
+
+def test_specification_curves_keep_one_unit_per_panel():
+    robust = pd.DataFrame([
+        _spec("care_reports_per_100", "hoofdanalyse", "rate ratio", 0.2),
+        _spec("care_reports_per_100", "andere basisperiode", "rate ratio", 0.25),
+        _spec("care_reports_per_100", "andere schatter", "per 100 leerlingen", -7.4),
+        _spec("double_intake_share", "hoofdanalyse", "procentpunt", -25.0),
+        _spec("double_intake_share", "andere schatter", "procentpunt", -27.0),
+    ])
+    fig = plots.specification_curves(robust)
+    rates, shares = fig.axes[0], fig.axes[1]
+    points = [line for line in rates.get_lines() if line.get_marker() == "o"][0]
+    assert sorted(np.asarray(points.get_ydata(), float)) == [0.2, 0.25]  # no -7.4 on a ratio axis
+    null = [line for line in rates.get_lines() if line.get_linestyle() == "--"][0]
+    assert np.asarray(null.get_ydata(), float)[0] == 1.0  # no effect: a ratio of 1
+    assert "verhouding" in rates.get_ylabel()
+    null = [line for line in shares.get_lines() if line.get_linestyle() == "--"][0]
+    assert np.asarray(null.get_ydata(), float)[0] == 0.0
+    assert shares.get_ylabel() == "procentpunt"
+    plt.close(fig)
