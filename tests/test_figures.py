@@ -71,3 +71,48 @@ def test_specification_curves_keep_one_unit_per_panel():
     assert np.asarray(null.get_ydata(), float)[0] == 0.0
     assert shares.get_ylabel() == "procentpunt"
     plt.close(fig)
+
+
+def test_alt_text_is_computed_from_the_plotted_values():
+    from evaluation.report.figure_text import by_year_alt
+
+    yearly = pd.DataFrame({
+        "group": ["pilot"] * 3 + ["comparison"] * 3,
+        "school_year": ["2012-2013", "2013-2014", "2014-2015"] * 2,
+        "value": [7.4, 3.0, 1.6, 1.4, 1.6, 1.8],
+    })
+    text = by_year_alt(yearly, "zorgmeldingen", "per 100 leerlingen")
+    assert "op pilotscholen daalt van 7,4 naar 1,6" in text
+    assert "op vergelijkingsscholen stijgt van 1,4 naar 1,8" in text  # not "ongeveer gelijk"
+    flat = yearly.assign(value=[5.0, 5.1, 5.1, 2.0, 2.0, 2.02])
+    assert "blijft nagenoeg gelijk" in by_year_alt(flat, "x", "y")
+
+
+def test_survival_alt_text_gives_the_medians_of_the_curves(es):
+    from evaluation.analysis import durations
+    from evaluation.report.figure_text import survival_curves_alt
+
+    text = survival_curves_alt(es, "days_signal_to_help")
+    s = durations.summaries(es.data["days_signal_to_help"], "2014-2015", 365)
+    assert len(s) == 4
+    for m in s["median"]:
+        assert f"na {int(m) if m == int(m) else m} dagen".replace(".", ",") in text
+    assert "vergelijkingsscholen" in text and "pilotscholen" in text
+
+
+def test_computed_alt_text_replaces_the_typed_one(tmp_path):
+    import nbformat
+
+    from evaluation.report.figure_text import FIG_META, apply_figure_text
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('#| label: fig-x\n#| fig-cap: "Kop"\n#| fig-alt: "oud"\nshow()')
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "fig"},
+                                           metadata={FIG_META: {"fig-alt": "nieuw, berekend"}})]
+    nb.cells.append(cell)
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    assert apply_figure_text(path) == 1
+    source = nbformat.read(path, as_version=4).cells[0].source
+    assert '#| fig-alt: "nieuw, berekend"' in source and '"oud"' not in source
+    assert '#| fig-cap: "Kop"' in source  # a caption the output does not carry stays

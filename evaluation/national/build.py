@@ -42,6 +42,7 @@ from evaluation.national.overview import (
     save_overview,
 )
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, Region
+from evaluation.report.figure_text import apply_figure_text
 from evaluation.report.workbook import TABLE_ORDER_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,38 +126,6 @@ def template_params(regions: Sequence[Region], school_year: str, overrides: Sequ
         return load_params(first.id, school_year, list(overrides), params_dir)
     except ParamsError as exc:
         raise NationalReportError(str(exc)) from None
-
-
-def apply_figure_text(nb_path: Path) -> int:
-    """Write the alt text and caption each figure output carries into its cell's `#| fig-alt`
-    and `#| fig-cap` options (the executed notebook; both renderers read the options there).
-    Returns the number of cells changed."""
-    import nbformat
-
-    from evaluation.national.sections import FIG_META
-
-    nb = nbformat.read(nb_path, as_version=4)
-    changed = 0
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        texts = [o.get("metadata", {}).get(FIG_META) for o in cell.get("outputs", [])
-                 if o.get("output_type") == "display_data"]
-        texts = [t for t in texts if t]
-        if not texts:
-            continue
-        lines = cell.source.splitlines()
-        head = [ln for ln in lines if ln.startswith("#|")]
-        body = lines[len(head):]
-        head = [ln for ln in head if not ln.startswith(("#| fig-alt:", "#| fig-cap:"))]
-        for key in ("fig-cap", "fig-alt"):
-            values = [t[key] for t in texts]
-            value = values[0] if len(values) == 1 else values
-            head.append(f"#| {key}: {json.dumps(value, ensure_ascii=False)}")
-        cell.source = "\n".join(head + body)
-        changed += 1
-    nbformat.write(nb, nb_path)
-    return changed
 
 
 # --- the pipeline ---------------------------------------------------------------------------------

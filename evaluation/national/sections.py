@@ -17,6 +17,7 @@ from evaluation.national.overview import FUNNEL_INDICATORS, SLUGS, Overview
 from evaluation.params import Disclosure
 from evaluation.registry import INDICATORS
 from evaluation.report import formatting as f
+from evaluation.report.figure_text import show_figure_with_text
 
 # --- formatting: what the report shows ---------------------------------------------------------
 
@@ -423,16 +424,8 @@ def method_markdown(overview: Overview) -> str:
 
 # --- figures with computed alt text -----------------------------------------------------------
 
-FIG_META = "evaluation/figure"  # key of the output metadata that carries fig-alt and fig-cap
-
-
 def show_figure(fig, alt: str, caption: str) -> None:
-    """Display a figure and attach its alt text and caption to the output, for
-    `apply_figure_text` to write into the cell's options after execution."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    display(fig, metadata={FIG_META: {"fig-alt": alt, "fig-cap": caption}})
-    plt.close(fig)
+    """Display a figure with its computed alt text and caption (`report.figure_text`)."""
+    show_figure_with_text(fig, alt, caption)
 
 

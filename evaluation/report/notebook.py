@@ -41,14 +41,20 @@ def show_table(frame, caption: str, name: str, tables_dir: str = "", empty: str 
                                                      ensure_ascii=False), encoding="utf-8")
 
 
-def show_figure(fig, note: str) -> None:
+def show_figure(fig, note: str, alt: str | None = None) -> None:
     """Show a figure, or, where there was nothing to draw (`fig` is None), the sentence that says
-    why: a report on thin data keeps its sections and explains the gaps."""
+    why: a report on thin data keeps its sections and explains the gaps. `alt`: the figure's alt
+    text computed from its data (`report.figure_text`), replacing the cell's typed one."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
+    from evaluation.report.figure_text import show_figure_with_text
+
     if fig is None:
         display(Markdown(f"*{note}*"))
+        return
+    if alt:
+        show_figure_with_text(fig, alt)
         return
     display(fig)
     plt.close(fig)

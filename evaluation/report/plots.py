@@ -87,6 +87,10 @@ def yearly_values(es, indicator_id: str) -> pd.DataFrame:
     return out
 
 
+YEARLY_UNITS = {"rate": "per 100 leerlingen", "proportion": "% van de trajecten",
+                "duration": "mediaan, dagen", "scale": "gemiddelde score (1-5)"}
+
+
 def indicator_by_year(es, indicator_id: str) -> plt.Figure | None:
     """An indicator per school year, pilot against comparison schools, with the pilot starts;
     None when no value is publishable."""
@@ -106,8 +110,7 @@ def indicator_by_year(es, indicator_id: str) -> plt.Figure | None:
         if start in years:
             ax.axvline(years.index(start) - 0.5, color="0.4", linestyle="--", linewidth=1)
     ax.set_xlabel(labels.SCHOOL_YEAR)
-    unit = {"rate": "per 100 leerlingen", "proportion": "% van de trajecten",
-            "duration": "mediaan, dagen", "scale": "gemiddelde score (1-5)"}[ind.kind]
+    unit = YEARLY_UNITS[ind.kind]
     ax.set_ylabel(f"{ind.name_nl}\n({unit})" if len(ind.name_nl) < 40 else unit)
     ax.set_title(ind.name_nl, fontsize=11)
     if ind.kind == "scale":

@@ -1,0 +1,130 @@
+"""Alt texts computed from the numbers a figure shows, and how they reach the rendered report.
+
+A figure's alt text describes what the reader would see; typed into a notebook it describes what
+the author expected ("op vergelijkingsscholen blijft het gelijk") and goes wrong when the data
+differ. So a notebook attaches the text it computes to the figure's output (`show_figure`), and
+after execution `apply_figure_text` writes it into the cell's `#| fig-alt` (and `#| fig-cap`)
+options, which both renderers read. Region, municipality and national reports share this.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluation.report import formatting as f
+
+FIG_META = "evaluation/figure"  # key of the output metadata that carries fig-alt and fig-cap
+FLAT = 0.05  # a change of less than 5% of the starting value reads as "nagenoeg gelijk"
+
+
+def show_figure_with_text(fig, alt: str, caption: str | None = None) -> None:
+    """Display a figure with its computed alt text (and caption) attached to the output."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    text = {"fig-alt": alt, **({"fig-cap": caption} if caption else {})}
+    display(fig, metadata={FIG_META: text})
+    plt.close(fig)
+
+
+def apply_figure_text(nb_path: Path) -> int:
+    """Write the alt text and caption each figure output carries into its cell's `#| fig-alt`
+    and `#| fig-cap` options (the executed notebook; both renderers read the options there),
+    replacing what the cell said. Returns the number of cells changed."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    changed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        texts = [o.get("metadata", {}).get(FIG_META) for o in cell.get("outputs", [])
+                 if o.get("output_type") == "display_data"]
+        texts = [t for t in texts if t]
+        if not texts:
+            continue
+        keys = [k for k in ("fig-cap", "fig-alt") if all(k in t for t in texts)]
+        lines = cell.source.splitlines()
+        head = [ln for ln in lines if ln.startswith("#|")]
+        body = lines[len(head):]
+        head = [ln for ln in head if not ln.startswith(tuple(f"#| {k}:" for k in keys))]
+        for key in keys:
+            values = [t[key] for t in texts]
+            value = values[0] if len(values) == 1 else values
+            head.append(f"#| {key}: {json.dumps(value, ensure_ascii=False)}")
+        cell.source = "\n".join(head + body)
+        changed += 1
+    nbformat.write(nb, nb_path)
+    return changed
+
+
+def trend_words(first: float, last: float) -> str:
+    """"stijgt van 1,4 naar 1,8", "daalt van ...", "blijft nagenoeg gelijk (...)": computed."""
+    if pd.isna(first) or pd.isna(last):
+        return "is niet over de hele periode te tonen"
+    span = f"van {f.number(first, 1)} naar {f.number(last, 1)}"
+    if abs(last - first) <= FLAT * max(abs(first), 1e-9):
+        return f"blijft nagenoeg gelijk ({span})"
+    return f"{'stijgt' if last > first else 'daalt'} {span}"
+
+
+def by_year_alt(yearly: pd.DataFrame, what: str, unit: str) -> str:
+    """Alt text of a line chart per school year and group (`plots.yearly_values`): per group
+    the direction from its first to its last shown year, computed from the plotted values."""
+    from evaluation import labels
+
+    parts = []
+    for group in ("pilot", "comparison"):
+        g = yearly[(yearly["group"] == group) & yearly["value"].notna()].sort_values(
+            "school_year")
+        if g.empty:
+            continue
+        trend = trend_words(g["value"].iloc[0], g["value"].iloc[-1])
+        parts.append(f"op {labels.GROUPS[group].lower()} {trend} tussen "
+                     f"{g['school_year'].iloc[0]} en {g['school_year'].iloc[-1]}")
+    body = "; ".join(parts) if parts else "geen publiceerbare waarden"
+    unit = "" if unit in what else f" ({unit})"
+    return f"Lijndiagram van {what}{unit} per schooljaar: {body}."
+
+
+def survival_alt(summary: pd.DataFrame, what: str, school_year: str) -> str:
+    """Alt text of Kaplan-Meier curves (`durations.summaries`): the median of each curve, the
+    day it crosses one half, which the reader would read off the figure."""
+    from evaluation import labels
+
+    period = {"before": "vóór de start", "after": school_year}
+    parts = []
+    for r in summary.itertuples(index=False):
+        median = ("niet bereikt" if not np.isfinite(r.median)
+                  else f"na {f.number(r.median, 0 if r.median == round(r.median) else 1)} dagen")
+        parts.append(f"{labels.GROUPS[r.group].lower()} {period[r.period]}: de helft {median}")
+    body = "; ".join(parts) if parts else "geen publiceerbare curven"
+    return (f"Dalende trapcurven van het aandeel dat nog wacht, tegen het aantal dagen, "
+            f"voor {what}: {body}.")
+
+
+# --- for the report's notebooks: the text of a figure from the same data as the figure -------
+
+def indicator_by_year_alt(es, indicator_id: str) -> str:
+    """Alt text of `plots.indicator_by_year` for this report."""
+    from evaluation.registry import INDICATORS
+    from evaluation.report.plots import YEARLY_UNITS, yearly_values
+
+    ind = INDICATORS[indicator_id]
+    return by_year_alt(yearly_values(es, indicator_id), ind.name_nl.lower(),
+                       YEARLY_UNITS[ind.kind])
+
+
+def survival_curves_alt(es, indicator_id: str) -> str:
+    """Alt text of `plots.survival_curves` for this report: the medians of its curves."""
+    from evaluation.analysis import durations
+    from evaluation.registry import INDICATORS
+
+    rule = es.params.disclosure
+    summary = durations.summaries(es.data[indicator_id], es.params.school_year, 365)
+    summary = summary[summary["n"] >= rule.min_count]  # the curves the figure shows
+    return survival_alt(summary, INDICATORS[indicator_id].name_nl.lower(), es.params.school_year)
