@@ -136,3 +136,18 @@ def test_notebooks_ran_with_the_injected_parameters(rendered):
         assert str(data.resolve()) in "".join(injected[0]["source"])
         errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors
+
+
+def test_no_command_tool_or_field_name_reaches_the_reader(texts):
+    """Reader text speaks Dutch: no command to run, no tool of the build, no table, field or
+    file name (issue 14, point 4). Style and scripts are not reader text."""
+    raw, _, pdf = texts
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.S)
+    body = _words(html.unescape(re.sub(r"<[^>]+>", " ", body)))
+    for text in (body, pdf):
+        for pattern in (r"\bevaluation (context|import|render|validate)\b", r"\bpapermill\b",
+                        r"\b(care_reports|survey_responses|parent_involvement|first_intake_date|"
+                        r"school_id|pupil_id)\b", r"\b\w+\.(csv|parquet|ipynb|ya?ml)\b",
+                        r"\bquarantaine\b"):
+            found = re.findall(pattern, text)
+            assert not found, (pattern, found[:5])

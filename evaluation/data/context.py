@@ -45,8 +45,9 @@ DATA_FILE = "data.csv"
 SOURCE_FILE = "SOURCE.json"
 PROPERTIES_FILE = "DataProperties.json"
 
-UNAVAILABLE = ("Contextgegevens van het CBS zijn niet beschikbaar: draai "
-               "`evaluation context refresh` waar internet bereikbaar is.")
+UNAVAILABLE = ("Contextgegevens van het CBS waren niet beschikbaar toen dit rapport werd gemaakt "
+               "(geen verbinding met CBS open data en geen eerder opgehaalde cijfers); deze "
+               "paragraaf vergelijkt de regio daarom niet met de rest van het land.")
 NOT_REACHABLE = "CBS open data not reachable; the cache was not changed"
 
 TABLE_ID = re.compile(r"\d{5}[A-Za-z]{3}")  # 85098NED, 03759ned, 82070ENG

@@ -41,6 +41,14 @@ def params_hash(params: Params) -> str:
     return hashlib.sha256(params_yaml(params).encode()).hexdigest()
 
 
+def _table_name(file_name: str) -> str:
+    """A data file by the Dutch name of its table ("Zorgmeldingen"), not its file name."""
+    from evaluation.labels import TABLE_NAMES
+
+    stem = Path(file_name).name.split(".")[0]
+    return TABLE_NAMES.get(stem, stem.replace("_", " "))
+
+
 def colophon(params: Params, data_dir: Path | None) -> pd.DataFrame:
     """One row per fact, in Dutch, for the report's colophon."""
     rows = [
@@ -52,6 +60,6 @@ def colophon(params: Params, data_dir: Path | None) -> pd.DataFrame:
     if data_dir is None:
         rows.append(("Data", f"synthetische data, zaad {params.synthetic.seed}"))
     else:
-        rows += [(f"{name} (SHA-256)", _grouped(digest))
+        rows += [(f"Gegevens: {_table_name(name)} (SHA-256)", _grouped(digest))
                  for name, digest in file_hashes(data_dir).items()]
     return pd.DataFrame(rows, columns=["Gegeven", "Waarde"])
