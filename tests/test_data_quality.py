@@ -14,7 +14,7 @@ def test_annex_shows_import_counts_and_reasons(tmp_path):
     counts = data_quality.import_counts(tmp_path)
     assert counts.iloc[0].to_dict() == {"Tabel": "Inschrijvingen", "Bron": "leerlingen.csv",
                                         "Ingelezen": "8", "Geaccepteerd": "7",
-                                        "In quarantaine": "1"}
+                                        "Apart gezet": "1"}
     reasons = data_quality.import_reasons(tmp_path)
     assert reasons.iloc[0]["Reden"] == "getal buiten het toegestane bereik"
 

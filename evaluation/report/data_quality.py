@@ -117,7 +117,7 @@ def import_counts(data_dir) -> pd.DataFrame | None:
         "Bron": ", ".join(t.get("sources", [])) or "niet aangeleverd",
         "Ingelezen": f.integer(t.get("read", 0)),
         "Geaccepteerd": f.integer(t.get("accepted", 0)),
-        "In quarantaine": f.integer(t.get("quarantined", 0)),
+        "Apart gezet": f.integer(t.get("quarantined", 0)),
     } for name, t in report.get("tables", {}).items()]
     return pd.DataFrame(rows)
 
