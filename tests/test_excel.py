@@ -4,6 +4,7 @@ in numbers, a Toelichting sheet; valid sheet names; counts protected like the re
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -111,8 +112,8 @@ def test_notes_sheet_names_unit_year_rules_and_time(workbook):
             if r[0]}
     assert rows["Regio"] == "Lekstroom" and rows["Eenheid"] == "hele regio"
     assert rows["Schooljaar"] == "2014-2015"
-    assert "kleiner dan 10" in rows["Onthullingsbeheersing"] and "veelvouden van 5" in rows[
-        "Onthullingsbeheersing"]
+    small = rows["Bescherming kleine aantallen"]
+    assert "kleiner dan 10" in small and "veelvouden van 5" in small
     assert rows["Gemaakt op"].startswith("2026-01-05 10:30")
     assert rows["Zorgmeldingen per 100"].startswith("Zorgmeldingen")  # a table of contents
     assert rows[ESTIMATES_SHEET]
@@ -130,6 +131,33 @@ def test_caption_titles():
     assert caption_title("Zorgmeldingen (per 100)", "x") == "Zorgmeldingen"
     assert caption_title("", "care-report-periods") == "care-report-periods"
     assert len(caption_title("Onbreekbaarheidsbeoordelingsprocedurehandleiding", "x")) == 31
+    # never ending on a word that leaves the phrase hanging ("Kerncijfers van de")
+    assert caption_title("Kerncijfers van de hoofdindicatoren (effect: verschil)", "x") == \
+        "Kerncijfers"
+
+
+def test_sheets_follow_the_report_and_the_contents_link_them(tmp_path, synthetic_tables):
+    from evaluation.params import load_params
+    from evaluation.report.workbook import write_workbook
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name, caption in (("data-quality-counts", "Aantallen per tabel"),
+                          ("summary-key-figures", "Kerncijfers van de hoofdindicatoren")):
+        pd.DataFrame({"a": ["1"]}).to_parquet(tables / f"{name}.parquet")
+        (tables / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption}))
+    (tables / "_order.json").write_text(json.dumps(["data-quality-counts",
+                                                    "summary-key-figures"]))
+    doc = tmp_path / "whitepaper.qmd"
+    doc.write_text("# Samenvatting\n{{< embed ../notebooks/07-summary.ipynb#summary-key-figures >}}"
+                   "\n# Bijlage\n{{< embed ../notebooks/00-d.ipynb#data-quality-counts >}}\n")
+    out = write_workbook(tables, None, tmp_path / "w.xlsx",
+                         load_params("lekstroom", school_year="2014-2015"), document=doc)
+    book = load_workbook(out)
+    assert book.sheetnames == [INFO_SHEET, "Kerncijfers", "Aantallen per tabel"]
+    links = {c.value: c.hyperlink.location for c in book[INFO_SHEET]["A"] if c.hyperlink}
+    assert links == {"Kerncijfers": "'Kerncijfers'!A1",
+                     "Aantallen per tabel": "'Aantallen per tabel'!A1"}
 
 
 def test_sheet_names_are_valid_unique_and_short():
@@ -157,3 +185,10 @@ def test_municipality_workbook_says_how_pupils_are_counted(synthetic_dir, tmp_pa
     row = [c.value for c in book[ESTIMATES_SHEET][4]]
     assert row[list(ESTIMATE_COLUMNS).index("n")] == "·"  # 7 records: withheld
     assert row[list(ESTIMATE_COLUMNS).index("estimate")] == 0.5
+
+
+def test_theme_tables_get_short_distinct_sheet_names():
+    a = caption_title("Zorgroutes: waarde vóór de start en in het rapportjaar, pilotscholen", "x")
+    b = caption_title("Zorgroutes: effecten van de pilot per vergelijking", "x")
+    assert (a, b) == ("Zorgroutes, voor en na", "Zorgroutes, effecten")
+    assert caption_title("Voortgang ten opzichte van de doelen per niveau", "x") == "Voortgang"

@@ -284,7 +284,7 @@ def render_national(
     nat_params = nat_params.model_copy(update={"region": nat_params.region.model_copy(
         update={"title": TITLE, "name": "Nederland (alle regio's)"})})
     outputs["xlsx"] = write_workbook(tables_dir, None, build / "_render" / OUTPUT_NAMES["xlsx"],
-                                     nat_params)
+                                     nat_params, document=build / "reports" / f"{DOCUMENT}.qmd")
     log("  audit")
     audit_national(outputs, data_dir, params)
     dest = Path(output_root) / NATIONAL_DIR / year

@@ -88,16 +88,42 @@ def sheet_names(names: list[str], reserved: tuple[str, ...] = (INFO_SHEET, ESTIM
     return out
 
 
+def _link(cell, sheet: str) -> None:
+    """Make a contents cell a link to the sheet it names."""
+    from openpyxl.worksheet.hyperlink import Hyperlink
+
+    cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet}'!A1", display=sheet)
+    cell.font = Font(color="0B4F8A", underline="single")
+
+
+#: Words a sheet name must not end on: "Kerncijfers van de" reads as cut off.
+_DANGLING = {"de", "het", "een", "van", "en", "of", "per", "op", "in", "met", "voor", "naar",
+             "tot", "bij", "aan", "uit", "ten", "t.o.v.", "door", "over", "om", "die", "dat",
+             "opzichte"}
+
+
+#: The standard subtitles of the theme tables ("Zorgroutes: effecten van de pilot per
+#: vergelijking"), shortened for a sheet name: "Zorgroutes, effecten".
+_SUBTITLES = (("waarde vóór de start", "voor en na"), ("effecten van de pilot", "effecten"))
+
+
 def caption_title(caption: str, fallback: str) -> str:
     """A Dutch sheet name from a table's caption: its words up to the first comma, colon or
     bracket, cut at a word boundary to fit Excel's 31 characters (the table id when the caption
-    is empty)."""
+    is empty); a theme table's standard subtitle is kept in short ("Zorgroutes, effecten")."""
     head = re.split(r"[,:;(\[—]| - ", caption, maxsplit=1)[0].strip()
     if not head:
         return fallback
+    rest = caption[len(head):].lstrip(" :")
+    for start, short in _SUBTITLES:
+        if rest.startswith(start) and len(head) + len(short) + 2 <= MAX_SHEET_NAME:
+            return f"{head}, {short}"
     if len(head) <= MAX_SHEET_NAME:
         return head
-    cut = head[:MAX_SHEET_NAME + 1].rsplit(" ", 1)[0][:MAX_SHEET_NAME]
+    words = head[:MAX_SHEET_NAME + 1].rsplit(" ", 1)[0][:MAX_SHEET_NAME].split()
+    while len(words) > 1 and words[-1].casefold() in _DANGLING:
+        words.pop()  # whole words, and not ending mid-phrase
+    cut = " ".join(words)
     return cut if len(cut) >= 8 else head[:MAX_SHEET_NAME]
 
 
@@ -180,11 +206,26 @@ def _unit_text(params: Params) -> str:
     return f"gemeente {params.municipality_name} ({counted})"
 
 
+def embed_order(document: Path | None) -> list[str]:
+    """The labels of the cells a report document embeds, in the order the reader meets them."""
+    if document is None or not Path(document).is_file():
+        return []
+    return re.findall(r"\{\{<\s*embed\s+[^#>\s]+#([\w-]+)",
+                      Path(document).read_text(encoding="utf-8"))
+
+
 def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, params: Params,
-                   generated_at: dt.datetime | None = None) -> Path:
+                   generated_at: dt.datetime | None = None, document: Path | None = None
+                   ) -> Path:
     """Write `out` (whitepaper.xlsx) from a build dir's tables and estimates (no estimates sheet
-    without an estimates file); returns `out`."""
+    without an estimates file); returns `out`. With the report's `document`, the sheets follow
+    the order in which the report shows the tables (the summary first), not the order in which
+    the notebooks ran."""
     tables = report_tables(tables_dir)
+    order = embed_order(document)
+    if order:
+        rank = {name: i for i, name in enumerate(order)}
+        tables = sorted(tables, key=lambda t: rank.get(t[0], len(rank)))  # stable for the rest
     estimates = (estimates_sheet_frame(pd.read_parquet(estimates_file), params)
                  if estimates_file is not None and Path(estimates_file).is_file() else None)
     names = sheet_names([caption_title(caption, name) for name, caption, _ in tables])
@@ -199,7 +240,7 @@ def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, par
         ("Regio", params.region.name),
         ("Eenheid", _unit_text(params)),
         ("Schooljaar", params.school_year),
-        ("Onthullingsbeheersing",
+        ("Bescherming kleine aantallen",
          f"Aantallen kleiner dan {d.min_count} zijn niet gepubliceerd ({SUPPRESSED}); alle "
          f"gepubliceerde aantallen zijn afgerond op veelvouden van {d.rounding_base}."),
         ("Intervallen", f"{round(100 * (1 - params.analysis.alpha))}%-betrouwbaarheidsintervallen; "
@@ -221,9 +262,11 @@ def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, par
     header_rows = (3, 3 + len(facts) + 2)
     for name, (_, caption, _) in zip(names, tables, strict=True):
         info.append([name, caption])
+        _link(info.cell(info.max_row, 1), name)
     if estimates is not None:
         info.append([ESTIMATES_SHEET, "Alle schattingen van het rapport: per indicator en "
                                       "vergelijking de schatting, het interval en de p-waarden."])
+        _link(info.cell(info.max_row, 1), ESTIMATES_SHEET)
     for r in header_rows:
         for cell in info[r]:
             cell.font = BOLD

@@ -412,7 +412,8 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
         raise PipelineError(f"rendering failed: {exc}") from None
     outputs = dict(result.outputs)
     outputs["xlsx"] = write_workbook(build / "tables", estimates_file,
-                                     build / "_render" / OUTPUT_NAMES["xlsx"], params)
+                                     build / "_render" / OUTPUT_NAMES["xlsx"], params,
+                                     document=build / "reports" / f"{DOCUMENT}.qmd")
     log("  audit")
     audit_outputs(outputs, Path(data_dir), params)
     return BuiltReport(params, build, result.renderer, outputs, executed)
