@@ -238,11 +238,11 @@ def cmd_data(args: argparse.Namespace) -> int:
             written = write_national(args.out, args.scale, args.format, overrides, args.params_dir)
         elif args.format == "parquet":
             from evaluation.data.parquet import write_parquet_tables
-            from evaluation.data.synthetic import generate
+            from evaluation.data.synthetic import generate, write_marker
 
-            tables = generate(load_regions(args.params_dir),
-                              load_synthetic(overrides, args.params_dir))
-            written = write_parquet_tables(tables, args.out)
+            config = load_synthetic(overrides, args.params_dir)
+            tables = generate(load_regions(args.params_dir), config)
+            written = [*write_parquet_tables(tables, args.out), write_marker(args.out, config)]
         else:
             from evaluation.run.pipeline import write_synthetic
 

@@ -82,3 +82,24 @@ def test_every_summary_effect_carries_its_unit(synthetic_tables):
     for text in t[col]:
         assert text == "–" or any(u in text for u in (
             "% minder", "% meer", "dagen", "procentpunt", "schaalpunt")), text
+
+
+def test_synthetic_data_are_announced_and_real_data_are_not(tmp_path):
+    from evaluation.data.synthetic import MARKER, marker
+    from evaluation.report.provenance import colophon, synthetic_note
+    from evaluation.run.pipeline import report_metadata, write_synthetic
+
+    written = write_synthetic(tmp_path / "syn")
+    assert tmp_path / "syn" / MARKER in written
+    assert marker(tmp_path / "syn")["seed"] is not None
+    params = load_params("lekstroom", school_year="2014-2015")
+    assert "synthetische gegevens" in report_metadata(params, synthetic=marker(tmp_path / "syn"))[
+        "subtitle"]
+    assert synthetic_note(tmp_path / "syn").startswith("**Let op: synthetische gegevens.**")
+    facts = dict(colophon(params, tmp_path / "syn").itertuples(index=False))
+    assert facts["Gegevens"].startswith("synthetisch")
+    # the same tables without the marker are somebody's real delivery: nothing is announced
+    (tmp_path / "syn" / MARKER).unlink()
+    assert marker(tmp_path / "syn") is None and synthetic_note(tmp_path / "syn") == ""
+    assert "synthetische" not in report_metadata(params, synthetic=None)["subtitle"]
+    assert "Gegevens" not in dict(colophon(params, tmp_path / "syn").itertuples(index=False))

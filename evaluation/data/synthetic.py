@@ -772,3 +772,37 @@ def truth(regions: list[Region], config: Synthetic) -> dict[str, Any]:
         "school_sd": config.school_sd,
         "schools": school_rows,
     }
+
+
+# --- the marker that says a data folder is synthetic --------------------------------------------
+
+MARKER = "SYNTHETIC.json"
+
+
+def write_marker(out_dir, config: Synthetic, kind: str = "regionaal") -> Any:
+    """Write `SYNTHETIC.json` beside generated tables: a report made from them must say that its
+    numbers describe no real pupils (title page, summary, colophon). Returns the file."""
+    import json
+    from pathlib import Path
+
+    path = Path(out_dir) / MARKER
+    path.write_text(json.dumps({"synthetic": True, "kind": kind, "seed": config.seed},
+                               indent=1), encoding="utf-8")
+    return path
+
+
+def marker(data_dir) -> dict | None:
+    """The marker of a synthetic data folder, or None (real data, or no folder)."""
+    import json
+    from pathlib import Path
+
+    if data_dir is None:
+        return None
+    path = Path(data_dir) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"synthetic": True}  # a damaged marker still says "synthetic": safer to say so
+    return found if isinstance(found, dict) and found.get("synthetic") else None

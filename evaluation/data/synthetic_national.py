@@ -308,6 +308,9 @@ def write_national(out_dir: Path, scale: str | int = "national", fmt: str = "csv
                                                     data.pupils_per_year),
                                      indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     written.append(truth_path)
+    from evaluation.data.synthetic import write_marker
+
+    written.append(write_marker(out_dir, data.config, "landelijk"))
     written += write_params_dir(data.regions, data.config, out_dir / PARAMS_SUBDIR, params_dir)
     return written
 

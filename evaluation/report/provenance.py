@@ -41,6 +41,19 @@ def params_hash(params: Params) -> str:
     return hashlib.sha256(params_yaml(params).encode()).hexdigest()
 
 
+SYNTHETIC_NOTE = ("**Let op: synthetische gegevens.** Alle cijfers in dit rapport zijn berekend "
+                  "op gegevens die door de software zijn gemaakt om de werkwijze te tonen; ze "
+                  "beschrijven geen echte leerlingen, scholen of trajecten.")
+
+
+def synthetic_note(data_dir: Path | None) -> str:
+    """The summary's first words when the data are synthetic (generated in memory, or a folder
+    with the generator's marker); empty for real data."""
+    from evaluation.data.synthetic import marker
+
+    return SYNTHETIC_NOTE if data_dir is None or marker(data_dir) else ""
+
+
 def _table_name(file_name: str) -> str:
     """A data file by the Dutch name of its table ("Zorgmeldingen"), not its file name."""
     from evaluation.labels import TABLE_NAMES
@@ -57,9 +70,14 @@ def colophon(params: Params, data_dir: Path | None) -> pd.DataFrame:
         ("Gegenereerd op", dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
         ("Parameters (SHA-256)", _grouped(params_hash(params))),
     ]
-    if data_dir is None:
-        rows.append(("Data", f"synthetische data, zaad {params.synthetic.seed}"))
-    else:
+    from evaluation.data.synthetic import marker
+
+    found = marker(data_dir)
+    if data_dir is None or found:
+        seed = found.get("seed", params.synthetic.seed) if found else params.synthetic.seed
+        rows.append(("Gegevens", f"synthetisch: gemaakt door de software van het project "
+                                 f"(startwaarde {seed}); geen echte leerlingen"))
+    if data_dir is not None:
         rows += [(f"Gegevens: {_table_name(name)} (SHA-256)", _grouped(digest))
                  for name, digest in file_hashes(data_dir).items()]
     return pd.DataFrame(rows, columns=["Gegeven", "Waarde"])

@@ -78,8 +78,10 @@ def report_dir(root: Path, params: Params) -> Path:
     return (base / unit if unit else base) / params.school_year
 
 
-def report_metadata(params: Params, today: dt.date | None = None) -> dict:
-    """Metadata for the document: title page and every params value the prose refers to."""
+def report_metadata(params: Params, today: dt.date | None = None,
+                    synthetic: dict | None = None) -> dict:
+    """Metadata for the document: title page and every params value the prose refers to. With
+    `synthetic` (the data folder's marker) the title page and the summary say so."""
     today = today or dt.date.today()
     if params.municipality_name:
         counted = ("leerlingen naar woongemeente" if params.analysis.count_by == "residence"
@@ -88,6 +90,8 @@ def report_metadata(params: Params, today: dt.date | None = None) -> dict:
                     f"schooljaar {params.school_year}")
     else:
         subtitle = f"Schooljaar {params.school_year}"
+    if synthetic:
+        subtitle += " — synthetische gegevens, geen echte leerlingen"
     return {
         "title": params.region.title,
         "subtitle": subtitle,
@@ -111,10 +115,11 @@ def notebooks() -> list[Path]:
 def write_synthetic(out_dir: Path, overrides: Sequence[str] = (),
                     params_dir: Path = DEFAULT_PARAMS_DIR) -> list[Path]:
     """Generate the synthetic data set for every region in params and write it as CSV files."""
-    from evaluation.data.synthetic import generate
+    from evaluation.data.synthetic import generate, write_marker
 
-    tables = generate(load_regions(params_dir), load_synthetic(list(overrides), params_dir))
-    return write_tables(tables, out_dir)
+    config = load_synthetic(list(overrides), params_dir)
+    tables = generate(load_regions(params_dir), config)
+    return [*write_tables(tables, out_dir), write_marker(out_dir, config)]
 
 
 # --- memoised inputs -------------------------------------------------------------------------
@@ -316,8 +321,10 @@ class KernelSession:
         self._km = self._client = self._log = None
 
 
-def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES) -> None:
+def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES,
+                      data_dir: Path | None = None) -> None:
     """A fresh copy of the project files the renderer reads, plus this run's metadata."""
+    from evaluation.data.synthetic import marker
     from evaluation.report.rendering import copy_sources
 
     if build.exists():
@@ -325,7 +332,7 @@ def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SO
     (build / "notebooks").mkdir(parents=True)
     shutil.copy2(sources.quarto_file, build / "_quarto.yml")
     copy_sources(sources.reports_dir, build / "reports", DOCUMENT)
-    meta = report_metadata(params)
+    meta = report_metadata(params, synthetic=marker(data_dir))
     (build / "reports" / "_metadata.yml").write_text(
         yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")
     (build / "params.yml").write_text(params_yaml(params), encoding="utf-8")
@@ -397,7 +404,7 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
     from evaluation.report.workbook import write_workbook
 
     build = report_dir(build_root, params).resolve()
-    prepare_build_dir(build, params, sources)
+    prepare_build_dir(build, params, sources, data_dir)
     log(f"report {params.region.id} {params.municipality_name or ''} {params.school_year}: "
         f"executing notebooks in {build}")
     log("  estimates")
