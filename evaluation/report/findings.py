@@ -581,6 +581,8 @@ def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir,
             "Opmerking": ("niet te bepalen: te weinig schooljaren vóór de start" if pd.isna(p)
                           else "aanwijzing voor ongelijke trends vóór de start"
                           if p < params.analysis.alpha
+                          else "zwakke aanwijzing voor ongelijke trends vóór de start"
+                          if p < 2 * params.analysis.alpha  # borderline: said, not hidden
                           else "geen aanwijzing voor ongelijke trends"),
         })
     return pd.DataFrame(rows)

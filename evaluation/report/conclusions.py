@@ -1,0 +1,139 @@
+"""The report's conclusions and limitations, generated from its estimates and data.
+
+Typed conclusions drift from the numbers and tend to argue for the pilot; these are stated in an
+evaluator's neutral voice from the same records the tables show: which claims hold, which do
+not or could not be tested and why, whether the goals were met, and which limitations apply to
+this report (few schools, staggered starts, a borderline or failed pre-trend test, missing values,
+example tariffs, synthetic data).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from evaluation.analysis import methods
+from evaluation.analysis.estimates import EstimateSet
+from evaluation.registry import INDICATORS, PRIMARY
+from evaluation.report import formatting as f
+from evaluation.report.findings import verdict
+
+#: Verdicts in the order the conclusions discuss them, with the sentence that introduces them.
+GROUPS = (
+    ("bevestigd", "De gegevens ondersteunen deze claims van de pilot"),
+    ("niet aangetoond", "Voor deze claims is geen effect aangetoond"),
+    ("tegengesteld aan de claim", "Bij deze claims gaat de verandering de andere kant op"),
+    ("niet te scheiden", "Bij deze claims is een effect niet te scheiden van de school zelf, "
+                         "omdat er maar één pilotschool is"),
+    ("niet te bepalen", "Deze claims konden niet worden getoetst"),
+)
+
+
+def _group(text: str) -> str:
+    for key, _ in GROUPS:
+        if text.startswith(key):
+            return key
+    return "niet te bepalen"  # "niet geschat", "niet te bepalen: ..."
+
+
+def verdicts(es: EstimateSet) -> pd.DataFrame:
+    """Per primary indicator: the claim, the verdict and its group, the reason when untested."""
+    rows = []
+    for ind_id in PRIMARY:
+        ind = INDICATORS[ind_id]
+        row = es.get(ind_id, methods.DID)
+        text = verdict(ind, row)
+        rows.append({"indicator": ind_id, "claim": ind.claim_nl, "label": ind.label_nl,
+                     "verdict": text, "group": _group(text),
+                     "reason": str(row.get("note") or "") if pd.isna(row["estimate"]) else ""})
+    return pd.DataFrame(rows)
+
+
+def conclusions_markdown(es: EstimateSet, goals: pd.DataFrame | None = None) -> str:
+    """Conclusions in plain Dutch: per verdict the claims it applies to, then the goals."""
+    v = verdicts(es)
+    parts = [f"Van de {len(v)} claims van de pilot die dit rapport toetst, zijn er "
+             f"{int((v['group'] == 'bevestigd').sum())} met de gegevens bevestigd "
+             f"(verschil-in-verschillen ten opzichte van de vergelijkingsscholen, na correctie "
+             f"voor meervoudig toetsen)."]
+    for key, lead in GROUPS:
+        g = v[v["group"] == key]
+        if g.empty:
+            continue
+        items = []
+        for r in g.itertuples(index=False):
+            why = f" ({r.reason.removeprefix('niet te bepalen: ')})" if r.reason else ""
+            items.append(f"- *{r.label}*: {r.claim}{why}.")
+        parts.append(f"{lead}:\n\n" + "\n".join(items))
+    if goals is not None and not goals.empty and "Doel gehaald" in goals:
+        shown = goals[goals["Doel gehaald"].isin(["ja", "nee"])]
+        missed = shown[shown["Doel gehaald"] == "nee"]
+        text = (f"Van de {len(shown)} doelen waarvoor een stand te geven is, zijn er "
+                f"{len(shown) - len(missed)} gehaald")
+        if len(missed):
+            names = ", ".join(f"{r['Indicator'].lower()} ({r['Niveau']})"
+                              for _, r in missed.iterrows())
+            text += f"; niet gehaald: {names}"
+        parts.append(text + ". Een bevestigde claim en een gehaald doel zijn verschillende "
+                            "dingen: de claim gaat over het verschil met vergelijkingsscholen, "
+                            "het doel over de stand zelf.")
+    return "\n\n".join(parts)
+
+
+def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
+                         synthetic: bool = False) -> str:
+    """The limitations that apply to this report, each from its data."""
+    p = es.params
+    a = p.analysis
+    design = es.design
+    n_pilot = int((design["group"] == "pilot").sum())
+    n_comp = int((design["group"] == "comparison").sum())
+    items = []
+    if synthetic:
+        items.append("**Synthetische gegevens.** De cijfers beschrijven geen echte leerlingen; ze "
+                     "tonen hoe de evaluatie werkt.")
+    items.append(
+        f"**Geen loting.** De {n_pilot} pilotscholen zijn niet door loting gekozen; de "
+        f"{n_comp} vergelijkingsscholen zijn scholen in de regio die (nog) niet met de nieuwe "
+        f"werkwijze werkten. Het verschil-in-verschillen neemt aan dat beide groepen zonder "
+        f"pilot dezelfde ontwikkeling hadden gehad; verschillen in niveau vóór de start zijn "
+        f"geen bezwaar, verschillen in ontwikkeling wel.")
+    cohorts = sorted(design.loc[design["group"] == "pilot", "cohort"].dropna().unique())
+    if len(cohorts) > 1:
+        items.append(f"**Gespreide start.** Pilotscholen begonnen in {len(cohorts)} verschillende "
+                     f"schooljaren ({', '.join(cohorts)}); scholen die later begonnen, tellen "
+                     f"tot hun start mee als vergelijking. De analyse per startjaar (hoofdstuk "
+                     f"Robuustheid) controleert of dat de uitkomst vertekent.")
+    if n_pilot < a.few_treated or n_comp < a.few_treated or n_pilot + n_comp < a.few_schools:
+        items.append(
+            f"**Weinig scholen.** Met {n_pilot + n_comp} scholen zijn de onzekerheidsmarges "
+            f"berekend met methoden voor weinig scholen"
+            + (f"; met minder dan {a.few_treated} pilot- of vergelijkingsscholen is de "
+               f"kleinst haalbare p-waarde begrensd door het aantal mogelijke toewijzingen"
+               if min(n_pilot, n_comp) < a.few_treated else "")
+            + ". Kleine effecten zijn met zo weinig scholen niet aan te tonen (zie het "
+              "kleinste aantoonbare effect in de methode).")
+    if trends is not None and not trends.empty and "Toets vóórperiode (p)" in trends:
+        flagged = trends[trends["Opmerking"].astype(str).str.contains("aanwijzing voor ongelijke")
+                         & ~trends["Opmerking"].astype(str).str.startswith("geen")]
+        if not flagged.empty:
+            names = "; ".join(f"{r['Indicator'].lower()} (p = {r['Toets vóórperiode (p)']})"
+                              for _, r in flagged.iterrows())
+            items.append(f"**Trends vóór de start.** Bij {names} ontwikkelden pilot- en "
+                         f"vergelijkingsscholen zich vóór de start (mogelijk) verschillend; het "
+                         f"effect op die indicatoren is met voorzichtigheid te lezen.")
+    missing = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
+    share = missing["n_missing"] / (missing["n"] + missing["n_missing"])
+    gaps = missing[share > 0.05]
+    if not gaps.empty:
+        names = "; ".join(f"{INDICATORS[r.indicator].label_nl.lower()} "
+                          f"({f.percent(s, 0)} zonder waarde)"
+                          for r, s in zip(gaps.itertuples(index=False), share[share > 0.05],
+                                          strict=True))
+        items.append(f"**Ontbrekende waarden.** Bij {names} ontbreekt een deel van de gegevens; "
+                     f"die trajecten tellen niet mee. Als ze ontbreken om redenen die met de "
+                     f"uitkomst samenhangen, kan dat de schatting vertekenen.")
+    if p.costs is not None and p.costs.example:
+        items.append("**Voorbeeldtarieven.** De kosten en baten zijn berekend met "
+                     "voorbeeldtarieven, niet met de tarieven van de regio; het saldo is een "
+                     "rekenvoorbeeld.")
+    return "\n".join(f"- {item}" for item in items)
