@@ -32,6 +32,11 @@ class Indicator:
     claim_nl: str
     levels: tuple[Level, ...] = ("school", "municipality", "region")
     short_nl: str = ""  # a short name for table rows; the full name where empty
+    # What the claim promises beyond a direction, where it names it: a relative change of a rate
+    # ("80% minder" is -0.80) or an end state of a share ("geen dubbele intakes meer" is 0.0).
+    # A significant improvement that falls short of it is "deels bevestigd".
+    claim_change: float | None = None
+    claim_level: float | None = None
 
     @property
     def label_nl(self) -> str:
@@ -119,7 +124,10 @@ _SHORT = {
     "professional_satisfaction": "Tevredenheid professionals",
     "parent_satisfaction": "Tevredenheid ouders",
 }
-INDICATORS = {k: replace(v, short_nl=_SHORT[k]) for k, v in INDICATORS.items()}
+_CLAIMED = {"care_reports_per_100": {"claim_change": -0.80},
+            "double_intake_share": {"claim_level": 0.0}}
+INDICATORS = {k: replace(v, short_nl=_SHORT[k], **_CLAIMED.get(k, {}))
+              for k, v in INDICATORS.items()}
 
 PRIMARY = tuple(i.id for i in INDICATORS.values() if i.primary)
 

@@ -36,16 +36,20 @@ local function typst_table(tbl)
   if not tbl.classes:includes('typst:no-figure') then
     tbl.classes:insert('typst:no-figure')
   end
-  if #caption == 0 or tbl.identifier ~= '' then
+  if #caption == 0 then
     return tbl
   end
+  -- A numbered table (the built-in renderer's `{#tbl-...}`: its caption already says "Tabel 3:")
+  -- keeps its identifier as the figure's label, which cross-references link to.
+  local label = tbl.identifier ~= '' and (' <' .. tbl.identifier .. '>') or ''
+  tbl.identifier = ''
   local text = pandoc.utils.blocks_to_inlines(caption)
   tbl.caption = pandoc.Caption()
   return {
     pandoc.RawBlock('typst', '#figure(kind: table, numbering: none, caption: figure.caption('
       .. 'position: top, [' .. typst_markup(text) .. ']))['),
     tbl,
-    pandoc.RawBlock('typst', ']'),
+    pandoc.RawBlock('typst', ']' .. label),
   }
 end
 

@@ -103,7 +103,7 @@ def test_survival_alt_text_gives_the_medians_of_the_curves(es):
 def test_computed_alt_text_replaces_the_typed_one(tmp_path):
     import nbformat
 
-    from evaluation.report.figure_text import FIG_META, apply_figure_text
+    from evaluation.report.figure_text import FIG_META, apply_output_text
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell('#| label: fig-x\n#| fig-cap: "Kop"\n#| fig-alt: "oud"\nshow()')
@@ -112,7 +112,7 @@ def test_computed_alt_text_replaces_the_typed_one(tmp_path):
     nb.cells.append(cell)
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, path)
-    assert apply_figure_text(path) == 1
+    assert apply_output_text(path) == 1
     source = nbformat.read(path, as_version=4).cells[0].source
     assert '#| fig-alt: "nieuw, berekend"' in source and '"oud"' not in source
     assert '#| fig-cap: "Kop"' in source  # a caption the output does not carry stays

@@ -11,7 +11,7 @@ the annex, never silently dropped), and the funnels and estimates computed and k
 folder (`overview.pkl`); the notebooks in `notebooks/national/` only format and draw them, so the
 same numbers reach HTML, PDF and workbook; their Dutch text, tables and figures come from
 `national_sections`. Figures get alt text and captions computed from the
-data: a notebook attaches them to the figure's output (`show_figure`) and `apply_figure_text`
+data: a notebook attaches them to the figure's output (`show_figure`) and `apply_output_text`
 writes them into the cell's `fig-alt`/`fig-cap` options of the executed notebook, which is what
 Quarto and the built-in renderer read.
 
@@ -42,7 +42,7 @@ from evaluation.national.overview import (
     save_overview,
 )
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, Region
-from evaluation.report.figure_text import apply_figure_text
+from evaluation.report.figure_text import apply_output_text
 from evaluation.report.workbook import TABLE_ORDER_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,7 +266,7 @@ def render_national(
                 "overview_file": str(overview_file),
                 "tables_dir": str(tables_dir),
             }, cwd=target.parent)
-            apply_figure_text(target)
+            apply_output_text(target)
             new = [p for p in tables_dir.glob("*.json") if p.stem not in order
                    and p.name != TABLE_ORDER_FILE] if tables_dir.is_dir() else []
             order += [p.stem for p in sorted(new, key=lambda p: (p.stat().st_mtime_ns, p.name))]

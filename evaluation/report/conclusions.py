@@ -15,11 +15,13 @@ from evaluation.analysis import methods
 from evaluation.analysis.estimates import EstimateSet
 from evaluation.registry import INDICATORS, PRIMARY
 from evaluation.report import formatting as f
-from evaluation.report.findings import verdict
+from evaluation.report.findings import claim_verdict, progress
 
 #: Verdicts in the order the conclusions discuss them, with the sentence that introduces them.
 GROUPS = (
     ("bevestigd", "De gegevens ondersteunen deze claims van de pilot"),
+    ("deels bevestigd", "Deze claims worden deels ondersteund: de verbetering is aangetoond, "
+                        "maar blijft achter bij wat de claim of het doel van de regio belooft"),
     ("niet aangetoond", "Voor deze claims is geen effect aangetoond"),
     ("tegengesteld aan de claim", "Bij deze claims gaat de verandering de andere kant op"),
     ("niet te scheiden", "Bij deze claims is een effect niet te scheiden van de school zelf, "
@@ -38,23 +40,26 @@ def _group(text: str) -> str:
 def verdicts(es: EstimateSet) -> pd.DataFrame:
     """Per primary indicator: the claim, the verdict and its group, the reason when untested."""
     rows = []
+    goals = progress(es)
     for ind_id in PRIMARY:
         ind = INDICATORS[ind_id]
         row = es.get(ind_id, methods.DID)
-        text = verdict(ind, row)
+        text, partly = claim_verdict(es, ind_id, goals)
         rows.append({"indicator": ind_id, "claim": ind.claim_nl, "label": ind.label_nl,
                      "verdict": text, "group": _group(text),
-                     "reason": str(row.get("note") or "") if pd.isna(row["estimate"]) else ""})
+                     "reason": str(row.get("note") or "") if pd.isna(row["estimate"]) else partly})
     return pd.DataFrame(rows)
 
 
 def conclusions_markdown(es: EstimateSet, goals: pd.DataFrame | None = None) -> str:
     """Conclusions in plain Dutch: per verdict the claims it applies to, then the goals."""
     v = verdicts(es)
+    partly = int((v["group"] == "deels bevestigd").sum())
     parts = [f"Van de {len(v)} claims van de pilot die dit rapport toetst, zijn er "
-             f"{int((v['group'] == 'bevestigd').sum())} met de gegevens bevestigd "
-             f"(verschil-in-verschillen ten opzichte van de vergelijkingsscholen, na correctie "
-             f"voor meervoudig toetsen)."]
+             f"{int((v['group'] == 'bevestigd').sum())} met de gegevens bevestigd"
+             + (f" en {partly} deels" if partly else "")
+             + " (verschil-in-verschillen ten opzichte van de vergelijkingsscholen, na correctie "
+               "voor meervoudig toetsen; de regel staat in de verantwoording)."]
     for key, lead in GROUPS:
         g = v[v["group"] == key]
         if g.empty:
@@ -73,10 +78,48 @@ def conclusions_markdown(es: EstimateSet, goals: pd.DataFrame | None = None) -> 
             names = ", ".join(f"{r['Indicator'].lower()} ({r['Niveau']})"
                               for _, r in missed.iterrows())
             text += f"; niet gehaald: {names}"
-        parts.append(text + ". Een bevestigde claim en een gehaald doel zijn verschillende "
-                            "dingen: de claim gaat over het verschil met vergelijkingsscholen, "
-                            "het doel over de stand zelf.")
+        parts.append(text + ". Een gemist doel van de regio maakt een aangetoonde verbetering "
+                            "'deels bevestigd'; doelen per school of gemeente gaan over de stand "
+                            "op die scholen of in die gemeenten, niet over het verschil met "
+                            "vergelijkingsscholen.")
     return "\n\n".join(parts)
+
+
+def takeaway_markdown(es: EstimateSet, synthetic: bool = False) -> str:
+    """What the reader should take away, in one paragraph of everyday words: on how many claims
+    the pilot does what it promised, where only partly, what could not be tested."""
+    v = verdicts(es)
+    n = len(v)
+
+    def names(group: str) -> str:
+        return ", ".join(r.label.lower() for r in v[v["group"] == group].itertuples(index=False))
+
+    counts = {key: int((v["group"] == key).sum()) for key, _ in GROUPS}
+    parts = []
+    if counts["bevestigd"]:
+        parts.append(f"op {counts['bevestigd']} van de {n} getoetste punten doet de pilot "
+                     f"aantoonbaar wat hij beloofde ({names('bevestigd')})")
+    if counts["deels bevestigd"]:
+        parts.append(f"op {counts['deels bevestigd']} gaat het aantoonbaar de goede kant op, "
+                     f"maar niet zo ver als beloofd of als de regio zich ten doel stelde "
+                     f"({names('deels bevestigd')})")
+    if counts["niet aangetoond"]:
+        parts.append(f"op {counts['niet aangetoond']} is geen effect aangetoond "
+                     f"({names('niet aangetoond')})")
+    if counts["tegengesteld aan de claim"]:
+        parts.append(f"op {counts['tegengesteld aan de claim']} gaat het de andere kant op "
+                     f"({names('tegengesteld aan de claim')})")
+    untested = counts["niet te bepalen"] + counts["niet te scheiden"]
+    if untested:
+        parts.append(f"{untested} {'kon' if untested == 1 else 'konden'} niet worden getoetst "
+                     f"({', '.join(x for x in (names('niet te bepalen'), names('niet te scheiden')) if x)})")
+    body = f.join_and(parts, "; ") if parts else "geen claim kon worden getoetst"
+    text = f"**Wat dit betekent.** {body[:1].upper()}{body[1:]}."
+    if synthetic:
+        text += (" Omdat de gegevens synthetisch zijn, zeggen deze uitkomsten niets over de echte "
+                 "pilot; ze tonen wat de evaluatie zal laten zien.")
+    return (text + " Waarom, en wat de uitkomsten begrenst, staat in [Conclusies](#sec-conclusies) "
+            "en [Beperkingen](#sec-beperkingen).")
 
 
 def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,

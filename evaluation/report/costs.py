@@ -181,6 +181,38 @@ def cost_sentence(cb: CostBenefit) -> str:
     return f"In schooljaar {cb.school_year} {body}{after}."
 
 
+def euro_rounded(values: tuple[float, ...]) -> tuple[str, ...]:
+    """Amounts rounded on one shared scale, as a summary gives them:
+    (608787, 112000, 1310000) -> ("0,6 mln", "0,1 mln", "1,3 mln")."""
+    top = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    if top >= 1e6:
+        return tuple(f"{f.number(v / 1e6, 1)} mln" for v in values)
+    if top >= 1e4:
+        return tuple(f"{f.integer(round(v / 1e3))} duizend" for v in values)
+    return tuple(f.integer(round(v)) for v in values)
+
+
+def balance_sentence(cb: CostBenefit) -> str:
+    """The cost balance in the summary's words: rounded, with its margin, and whether the
+    tariffs are examples ("≈ € 0,6 mln, marge € 0,1 tot 1,3 mln, op voorbeeldtarieven")."""
+    n = cb.net
+    tariffs = "op voorbeeldtarieven" if cb.example else "op de tarieven van de regio"
+    if math.isnan(n.point):
+        return (f"**Geld.** Het saldo van vermeden zorgkosten en kosten van de pilot is niet "
+                f"berekend: {cb.withheld or 'het effect is niet geschat'}.")
+    point, low, high = euro_rounded((n.point, n.low, n.high))
+    margin = f"marge € {low} tot {high}" if math.isfinite(n.low) else "zonder marge"
+    if n.low > 0:
+        verdict = "De pilot bespaart naar schatting meer aan zorgkosten dan hij kost"
+    elif n.high < 0:
+        verdict = "De pilot kost naar schatting meer dan hij aan zorgkosten bespaart"
+    else:
+        verdict = ("Of de pilot meer bespaart dan hij kost, is niet aan te tonen: de marge "
+                   "loopt van verlies tot winst")
+    return (f"**Geld.** {verdict}: saldo ≈ € {point} in schooljaar {cb.school_year} "
+            f"({margin}, {tariffs}; zie [Kosten en baten](#sec-kosten)).")
+
+
 def cost_figure(cb: CostBenefit) -> plt.Figure:
     """Bars: pilot costs against avoided costs (by source, total with its interval)."""
     import matplotlib.pyplot as plt

@@ -3,7 +3,7 @@
 A figure's alt text describes what the reader would see; typed into a notebook it describes what
 the author expected ("op vergelijkingsscholen blijft het gelijk") and goes wrong when the data
 differ. So a notebook attaches the text it computes to the figure's output (`show_figure`), and
-after execution `apply_figure_text` writes it into the cell's `#| fig-alt` (and `#| fig-cap`)
+after execution `apply_output_text` writes it into the cell's `#| fig-alt` (and `#| fig-cap`)
 options, which both renderers read. Region, municipality and national reports share this.
 """
 
@@ -31,10 +31,12 @@ def show_figure_with_text(fig, alt: str, caption: str | None = None) -> None:
     plt.close(fig)
 
 
-def apply_figure_text(nb_path: Path) -> int:
-    """Write the alt text and caption each figure output carries into its cell's `#| fig-alt`
-    and `#| fig-cap` options (the executed notebook; both renderers read the options there),
-    replacing what the cell said. Returns the number of cells changed."""
+def apply_output_text(nb_path: Path) -> int:
+    """Write the texts that outputs carry into their cell's options (the executed notebook;
+    both renderers read the options there), replacing what the cell said: a figure's computed
+    `#| fig-alt` (and `#| fig-cap`), and in a cell labelled tbl-* the table's `#| tbl-cap`, whose
+    inline pandoc caption is then dropped so that the renderer numbers the table ("Tabel 3: ...").
+    Returns the number of cells changed."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
@@ -42,18 +44,29 @@ def apply_figure_text(nb_path: Path) -> int:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        texts = [o.get("metadata", {}).get(FIG_META) for o in cell.get("outputs", [])
-                 if o.get("output_type") == "display_data"]
-        texts = [t for t in texts if t]
-        if not texts:
+        outputs = [o for o in cell.get("outputs", [])
+                   if o.get("output_type") == "display_data" and o.get("metadata", {}).get(FIG_META)]
+        if not outputs:
             continue
-        keys = [k for k in ("fig-cap", "fig-alt") if all(k in t for t in texts)]
         lines = cell.source.splitlines()
         head = [ln for ln in lines if ln.startswith("#|")]
         body = lines[len(head):]
+        numbered = any(ln.replace(" ", "").startswith("#|label:tbl-") for ln in head)
+        texts = [o["metadata"][FIG_META] for o in outputs]
+        keys = [k for k in ("fig-cap", "fig-alt") if all(k in t for t in texts)]
+        captions = [t["tbl-cap"] for t in texts if "tbl-cap" in t]
+        if numbered and len(captions) == 1:
+            keys.append("tbl-cap")
+            for o in outputs:
+                md = o.get("data", {}).get("text/markdown")
+                cap = o["metadata"][FIG_META].get("tbl-cap")
+                if md and cap and md.endswith(f"\n\n: {cap}"):
+                    o["data"]["text/markdown"] = md[: -len(f"\n\n: {cap}")]
+        if not keys:
+            continue
         head = [ln for ln in head if not ln.startswith(tuple(f"#| {k}:" for k in keys))]
         for key in keys:
-            values = [t[key] for t in texts]
+            values = [t[key] for t in texts if key in t]
             value = values[0] if len(values) == 1 else values
             head.append(f"#| {key}: {json.dumps(value, ensure_ascii=False)}")
         cell.source = "\n".join(head + body)

@@ -173,6 +173,7 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
     schools, the difference-in-differences effect and whether it holds after correction."""
     rows, raw = [], []
     level = int(round(100 * (1 - es.params.analysis.alpha)))
+    goals = progress(es)
     for ind_id in PRIMARY:
         ind = INDICATORS[ind_id]
         pv = period_values(es, ind_id).set_index("group")
@@ -184,7 +185,7 @@ def key_figures(es: EstimateSet) -> tuple[pd.DataFrame, PublishedTable]:
             f"Pilotscholen {es.params.school_year}": value_text(ind, pv.loc["pilot", "after"]),
             f"Effect ({level}%-interval)": "–" if pd.isna(did["estimate"]) else
             summary_effect(did),
-            "Conclusie": verdict(ind, did),
+            "Conclusie": claim_verdict(es, ind_id, goals)[0],
         })
         raw.append({"indicator": ind_id, "n_before": int(pv.loc["pilot", "n_before"]),
                     "n_after": int(pv.loc["pilot", "n_after"])})
@@ -219,6 +220,57 @@ def verdict(ind: Indicator, row: pd.Series) -> str:
     if not sig:
         return "niet aangetoond"
     return "bevestigd" if improved(ind, row) else "tegengesteld aan de claim"
+
+
+VERDICT_RULE = (
+    "Een claim heet *bevestigd* als het verschil-in-verschillen met de vergelijkingsscholen "
+    "statistisch significant is na correctie voor meervoudig toetsen, in de richting die de "
+    "claim noemt, en de pilotscholen ook halen wat de claim of het regionale doel belooft "
+    "(een genoemde omvang, zoals 80% minder, valt binnen of voorbij het interval; een genoemde "
+    "eindstand, zoals geen dubbele intakes meer, is bereikt; het doel van de regio voor die "
+    "indicator is gehaald). Schiet een significante verbetering daarin tekort, dan is de claim "
+    "*deels bevestigd*; de reden staat erbij. Is het verschil niet significant, dan is een "
+    "effect *niet aangetoond*; gaat het significant de andere kant op, dan is het "
+    "*tegengesteld aan de claim*. Met één pilotschool is een effect niet te scheiden van de "
+    "school zelf.")
+
+
+def shortfalls(es: EstimateSet, ind_id: str, goals: pd.DataFrame | None = None) -> list[str]:
+    """What a significant improvement leaves of the claim or the region's goal, in words:
+    a claimed size the interval does not reach, a claimed end state not reached, a missed goal."""
+    ind = INDICATORS[ind_id]
+    did = es.get(ind_id, methods.DID)
+    out = []
+    if ind.claim_change is not None and did["unit"] == "rate ratio":
+        claimed = 1 + ind.claim_change
+        if ind.better == "lower" and did["ci_low"] > claimed:
+            out.append(f"de daling ({f.number(100 * (1 - did['ci_high']), 0)}% tot "
+                       f"{f.number(100 * (1 - did['ci_low']), 0)}%) blijft onder de "
+                       f"{f.number(-100 * ind.claim_change, 0)}% van de claim")
+    if ind.claim_level is not None:
+        after = period_values(es, ind_id).set_index("group").loc["pilot", "after"]
+        level = 100 * ind.claim_level if ind.kind == "proportion" else ind.claim_level
+        if pd.notna(after) and not meets(ind, after, level):
+            out.append(f"nog {value_text(ind, after)} in {es.params.school_year}, waar de claim "
+                       f"{value_text(ind, level)} belooft")
+    goals = progress(es) if goals is None else goals
+    region = goals[(goals["indicator"] == ind_id) & (goals["level"] == "region")]
+    for r in region.itertuples(index=False):
+        if pd.notna(r.value) and not bool(r.met):
+            out.append(f"regionaal doel ({value_text(ind, r.target)}) niet gehaald: "
+                       f"{value_text(ind, r.value)}")
+    return out
+
+
+def claim_verdict(es: EstimateSet, ind_id: str, goals: pd.DataFrame | None = None
+                  ) -> tuple[str, str]:
+    """The verdict on a claim (`VERDICT_RULE`) and, for "deels bevestigd", why only partly."""
+    ind = INDICATORS[ind_id]
+    text = verdict(ind, es.get(ind_id, methods.DID))
+    if text != "bevestigd":
+        return text, ""
+    short = shortfalls(es, ind_id, goals)
+    return ("deels bevestigd", "; ".join(short)) if short else (text, "")
 
 
 def summary_sentences(es: EstimateSet) -> str:

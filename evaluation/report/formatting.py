@@ -38,6 +38,12 @@ def count_noun(n: int, singular: str, plural: str) -> str:
     return f"{integer(n)} {singular if n == 1 else plural}"
 
 
+def join_and(items: Iterable[str], sep: str = ", ") -> str:
+    """["a", "b", "c"] -> "a, b en c" (Dutch, no comma before "en")."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{sep.join(items[:-1])} en {items[-1]}" if items else ""
+
+
 def percent(x: float | None, decimals: int = 1) -> str:
     """A share (0-1) as a Dutch percentage: `0.125` -> `12,5%`."""
     return SUPPRESSED if _isnan(x) else f"{number(100 * float(x), decimals)}%"

@@ -29,10 +29,15 @@ def show_table(frame, caption: str, name: str, tables_dir: str = "", empty: str 
 
     from evaluation.report.formatting import markdown_table
 
+    from evaluation.report.figure_text import FIG_META
+
+    # The caption travels with the output too: in a cell labelled tbl-* it becomes the cell's
+    # `#| tbl-cap` after execution (`apply_output_text`), so that the table is numbered.
+    meta = {FIG_META: {"tbl-cap": caption}}
     if len(frame) == 0 and empty:
-        display(Markdown(f"*{empty}*"))
+        display(Markdown(f"*{empty}*"), metadata=meta)
         return
-    display(Markdown(markdown_table(frame) + f"\n\n: {caption}"))
+    display(Markdown(markdown_table(frame) + f"\n\n: {caption}"), metadata=meta)
     if tables_dir:
         out = Path(tables_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,8 @@ import pypandoc
 import typst
 import yaml
 
+from evaluation.report.figure_text import FIG_META
+
 __all__ = ["RenderError", "RenderResult", "copy_sources", "generated_files", "quarto_available",
            "quarto_version", "render", "renderer_name"]
 
@@ -408,15 +410,26 @@ class _Expander:
             if kind_ == "stream" and output.name == "stdout":
                 parts.append(f"```\n{output.text.rstrip()}\n```")
             elif "text/markdown" in data:
-                parts.append(self._table_caption(data["text/markdown"], label, options))
+                parts.append(self._table_caption(
+                    data["text/markdown"], label, options, _has_table(cell.outputs),
+                    FIG_META in output.get("metadata", {})))
             elif "image/png" in data:
                 parts.append(self._figure(data["image/png"], nb_path, label, options, images))
                 images += 1
             elif "text/plain" in data and not re.fullmatch(r"\s*<.*>\s*", data["text/plain"]):
                 parts.append(f"```\n{data['text/plain'].rstrip()}\n```")  # not an object repr
+        if not parts and cell.get("execution_count") is not None:
+            return ""  # an executed cell with nothing to say here (Quarto embeds nothing too)
         if not parts:
             raise RenderError(f"{self.qmd}: cell {label!r} of {nb_path} has no output to embed; "
                               "was the notebook executed?")
+        if kind == "fig" and not images and options.get("fig-cap"):
+            # A sentence where the figure would be (thin data): Quarto keeps the numbered
+            # float with its caption around it, and so does this renderer.
+            prefix, anchor = self._prefix(label)
+            caption = _nth(options["fig-cap"], 0)
+            return f"::: {{{anchor.strip()} .figure-note}}\n" + "\n\n".join(parts) + \
+                f"\n\n{prefix}{caption}\n:::"
         return "\n\n".join(parts)
 
     def _prefix(self, label: str) -> tuple[str, str]:
@@ -439,13 +452,21 @@ class _Expander:
         quoted = alt.replace("\\", "\\\\").replace('"', '\\"')
         return f'![{caption}]({name}){{{anchor}alt="{quoted}"}}'
 
-    def _table_caption(self, markdown: str, label: str, options: dict) -> str:
-        """Attach tbl-cap (and the tbl- anchor) to the last pipe table of a Markdown output."""
+    def _table_caption(self, markdown: str, label: str, options: dict, has_table: bool,
+                       shown_table: bool) -> str:
+        """Attach tbl-cap (and the tbl- anchor) to the last pipe table of a Markdown output; a
+        cell that shows a sentence instead of its table keeps the numbered caption above it."""
         lines = markdown.rstrip().split("\n")
         rows = [i for i, line in enumerate(lines) if line.lstrip().startswith("|")]
-        if not options.get("tbl-cap") or not rows:
+        if not options.get("tbl-cap"):
             return markdown
         prefix, anchor = self._prefix(label)
+        if not rows and (has_table or not shown_table):  # a sentence beside the table
+            return markdown
+        if not rows:  # a sentence instead of a table (thin data): the numbered caption stays
+            return (f"::: {{{anchor.strip()} .table-note}}\n{prefix}{options['tbl-cap']}\n\n"
+                    f"{markdown.rstrip()}\n:::" if anchor
+                    else f"{options['tbl-cap']}\n\n{markdown.rstrip()}")
         caption = f": {prefix}{options['tbl-cap']}" + (f" {{{anchor.strip()}}}" if anchor else "")
         return "\n".join([*lines[: rows[-1] + 1], "", caption, "", *lines[rows[-1] + 1:]])
 
@@ -458,6 +479,11 @@ class _Expander:
 
 
 # -------------------------------------------------------------------------------------- helpers
+
+def _has_table(outputs: list) -> bool:
+    return any(line.lstrip().startswith("|")
+               for o in outputs for line in o.get("data", {}).get("text/markdown", "").split("\n"))
+
 
 def _project_dir(qmd: Path) -> Path:
     """The nearest directory upwards holding _quarto.yml (Quarto's rule), else the qmd's dir."""

@@ -210,8 +210,10 @@ def embed_order(document: Path | None) -> list[str]:
     """The labels of the cells a report document embeds, in the order the reader meets them."""
     if document is None or not Path(document).is_file():
         return []
-    return re.findall(r"\{\{<\s*embed\s+[^#>\s]+#([\w-]+)",
-                      Path(document).read_text(encoding="utf-8"))
+    # A numbered table's cell is labelled tbl-<name>; the workbook knows it by <name>.
+    return [label.removeprefix("tbl-") for label in
+            re.findall(r"\{\{<\s*embed\s+[^#>\s]+#([\w-]+)",
+                       Path(document).read_text(encoding="utf-8"))]
 
 
 def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, params: Params,

@@ -34,7 +34,7 @@ from evaluation.data.reading import DataSetError, write_tables
 from evaluation.data.validation import require_school_year
 from evaluation.labels import dutch_date
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params, load_regions, load_synthetic
-from evaluation.report.figure_text import apply_figure_text
+from evaluation.report.figure_text import apply_output_text
 from evaluation.report.formatting import slug
 from evaluation.report.provenance import params_yaml
 from evaluation.report.workbook import TABLE_ORDER_FILE
@@ -373,7 +373,7 @@ def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Se
             "municipality": params.municipality or "",
             "tables_dir": str(tables_dir),
         }, cwd=build / "notebooks")
-        apply_figure_text(target)  # the alt texts the notebook computed, into the cell options
+        apply_output_text(target)  # the alt texts the notebook computed, into the cell options
         new = [p for p in tables_dir.glob("*.json") if p.stem not in order
                and p.name != TABLE_ORDER_FILE] if tables_dir.is_dir() else []
         order += [p.stem for p in sorted(new, key=lambda p: (p.stat().st_mtime_ns, p.name))]
