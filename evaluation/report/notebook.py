@@ -27,9 +27,8 @@ def show_table(frame, caption: str, name: str, tables_dir: str = "", empty: str 
 
     from IPython.display import Markdown, display
 
-    from evaluation.report.formatting import markdown_table
-
     from evaluation.report.figure_text import FIG_META
+    from evaluation.report.formatting import markdown_table
 
     # The caption travels with the output too: in a cell labelled tbl-* it becomes the cell's
     # `#| tbl-cap` after execution (`apply_output_text`), so that the table is numbered.
