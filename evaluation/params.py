@@ -225,8 +225,16 @@ class Synthetic(Strict):
 
 
 class Report(Strict):
+    """Who publishes the report and when: the title page and the colophon say it."""
+
     formats: list[Literal["html", "pdf"]] = Field(default_factory=lambda: ["html", "pdf"])
     organisation: str = "Evaluatieteam jeugdhulp en onderwijs"
+    commissioned_by: str = Field("", description="Opdrachtgever (the colophon omits it if empty).")
+    authors: list[str] = Field(default_factory=list,
+                               description="Auteurs; empty: the organisation is the author.")
+    contact: str = Field("", description="Contact for questions about the report.")
+    publication_date: dt.date | None = Field(
+        None, description="Publicatiedatum on the title page; empty: the day of rendering.")
 
 
 # --- costs: amounts with their source (used by evaluation/analysis/costs.py) ----------------------------

@@ -27,7 +27,13 @@ from evaluation.analysis.costs import (  # noqa: E402
 from evaluation.analysis.estimates import EstimateSet  # noqa: E402
 from evaluation.analysis.methods import DID  # noqa: E402
 from evaluation.params import load_params, region_files  # noqa: E402
-from evaluation.report.costs import cost_figure, cost_sentence, cost_table  # noqa: E402
+from evaluation.report.costs import (  # noqa: E402
+    cost_figure,
+    cost_inputs_table,
+    cost_sentence,
+    cost_table,
+    example_warning,
+)
 
 YEAR = "2014-2015"
 SCHOOLS = ["LS01", "LS02", "LS03"]
@@ -148,10 +154,16 @@ def test_intervals_contain_point_and_widen(params):
 def test_example_values_are_said_to_be_examples(params, example):
     cb = cost_benefit(fake_es(params), make_costs(example=example), mix={"specialised": 1.0})
     table = cost_table(cb)
-    texts = [cost_sentence(cb), table.attrs["caption"], table.attrs["notes"]]
+    texts = [cost_sentence(cb), table.attrs["caption"], example_warning(cb)]
     if example:
         assert all("voorbeeld" in t.lower() for t in texts)
         assert "(voorbeeldtarieven)" in cost_sentence(cb)
+        assert "voorbeeld" not in cost_sentence(cb, tag=False)
+        # named once per section, not per row: the inputs table keeps what each value stands
+        # for, the notes do not repeat the sources
+        inputs = cost_inputs_table(cb)
+        assert not inputs["Bron"].str.contains("te vervangen").any()
+        assert "voorbeeld" not in table.attrs["notes"].lower()
         fig = cost_figure(cb)
         assert "VOORBEELD" in fig.axes[0].get_title()
         plt.close(fig)

@@ -17,6 +17,7 @@ from evaluation.report.workbook import (
     ESTIMATES_SHEET,
     INFO_SHEET,
     MAX_SHEET_NAME,
+    PARAMS_SHEET,
     TABLE_ORDER_FILE,
     caption_title,
     sheet_names,
@@ -58,8 +59,8 @@ def test_sheets_one_per_table_in_report_order_plus_estimates_and_notes(workbook)
     path, _ = workbook
     book = load_workbook(path)
     names = book.sheetnames
-    assert names[0] == INFO_SHEET and names[-1] == ESTIMATES_SHEET
-    assert len(names) == 5
+    assert names[0] == INFO_SHEET and names[-2:] == [ESTIMATES_SHEET, PARAMS_SHEET]
+    assert len(names) == 6
     # Dutch names from the captions, in the report's order
     assert names[1:4] == ["Verwijzingen naar verwijzer", "Zorgmeldingen per 100",
                           "Tweede tabel met een lange naam"]
@@ -149,15 +150,17 @@ def test_sheets_follow_the_report_and_the_contents_link_them(tmp_path, synthetic
     (tables / "_order.json").write_text(json.dumps(["data-quality-counts",
                                                     "summary-key-figures"]))
     doc = tmp_path / "whitepaper.qmd"
-    doc.write_text("# Samenvatting\n{{< embed ../notebooks/07-summary.ipynb#summary-key-figures >}}"
-                   "\n# Bijlage\n{{< embed ../notebooks/00-d.ipynb#data-quality-counts >}}\n")
+    # numbered tables are embedded by their tbl- label; the workbook knows them by name
+    doc.write_text("# Samenvatting\n{{< embed ../notebooks/07-summary.ipynb#tbl-summary-key-figures"
+                   " >}}\n# Bijlage\n{{< embed ../notebooks/00-d.ipynb#tbl-data-quality-counts >}}\n")
     out = write_workbook(tables, None, tmp_path / "w.xlsx",
                          load_params("lekstroom", school_year="2014-2015"), document=doc)
     book = load_workbook(out)
-    assert book.sheetnames == [INFO_SHEET, "Kerncijfers", "Aantallen per tabel"]
+    assert book.sheetnames == [INFO_SHEET, "Kerncijfers", "Aantallen per tabel", PARAMS_SHEET]
     links = {c.value: c.hyperlink.location for c in book[INFO_SHEET]["A"] if c.hyperlink}
     assert links == {"Kerncijfers": "'Kerncijfers'!A1",
-                     "Aantallen per tabel": "'Aantallen per tabel'!A1"}
+                     "Aantallen per tabel": "'Aantallen per tabel'!A1",
+                     PARAMS_SHEET: f"'{PARAMS_SHEET}'!A1"}
 
 
 def test_sheet_names_are_valid_unique_and_short():
@@ -178,7 +181,7 @@ def test_municipality_workbook_says_how_pupils_are_counted(synthetic_dir, tmp_pa
     out = write_workbook(tmp_path / "no-tables", tmp_path / "estimates.parquet",
                          tmp_path / "w.xlsx", run.params)
     book = load_workbook(out)
-    assert book.sheetnames == [INFO_SHEET, ESTIMATES_SHEET]
+    assert book.sheetnames == [INFO_SHEET, ESTIMATES_SHEET, PARAMS_SHEET]
     notes = {r[0]: r[1] for r in book[INFO_SHEET].iter_rows(values_only=True) if r[0]}
     assert notes["Eenheid"] == ("gemeente Lopik (leerlingen geteld naar de vestigingsgemeente van "
                                 "hun school)")
@@ -192,3 +195,18 @@ def test_theme_tables_get_short_distinct_sheet_names():
     b = caption_title("Zorgroutes: effecten van de pilot per vergelijking", "x")
     assert (a, b) == ("Zorgroutes, voor en na", "Zorgroutes, effecten")
     assert caption_title("Voortgang ten opzichte van de doelen per niveau", "x") == "Voortgang"
+
+
+def test_parameters_sheet_holds_every_merged_setting(workbook, run):
+    """The colophon points here: the full merged params, so the report can be made again."""
+    from evaluation.report.provenance import params_hash
+
+    path, _ = workbook
+    rows = list(load_workbook(path)[PARAMS_SHEET].iter_rows(values_only=True))
+    assert params_hash(run.params) in rows[0][0]
+    values = {r[0]: r[1] for r in rows[2:]}
+    assert values["school_year"] == "2014-2015"
+    assert values["analysis.alpha"] == str(run.params.analysis.alpha)
+    assert values["region.schools[0].id"] == run.params.region.schools[0].id
+    assert values["report.commissioned_by"] == run.params.report.commissioned_by
+    assert values["costs.hourly_rate.value"] == str(run.params.costs.hourly_rate.value)

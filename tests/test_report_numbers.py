@@ -103,3 +103,28 @@ def test_synthetic_data_are_announced_and_real_data_are_not(tmp_path):
     assert marker(tmp_path / "syn") is None and synthetic_note(tmp_path / "syn") == ""
     assert "synthetische" not in report_metadata(params, synthetic=None)["subtitle"]
     assert "Gegevens" not in dict(colophon(params, tmp_path / "syn").itertuples(index=False))
+
+
+def test_colophon_and_title_page_name_publisher_and_publication_date():
+    """Commissioning body, authors, contact and publication date come from params; the title
+    page date is the publication date when one is set, else the day of rendering."""
+    import datetime as dt
+
+    from evaluation.params import load_params
+    from evaluation.report.provenance import colophon
+    from evaluation.run.pipeline import report_metadata
+
+    p = load_params("lekstroom", school_year="2014-2015", overrides=[
+        "report.authors=[A. de Vries, B. Jansen]", "report.contact=evaluatie@example.org",
+        "report.publication_date=2015-11-02"])
+    facts = dict(colophon(p, None).itertuples(index=False))
+    assert facts["Opdrachtgever"].startswith("Gemeenten Houten")
+    assert facts["Auteurs"] == "A. de Vries, B. Jansen"
+    assert facts["Contact"] == "evaluatie@example.org"
+    assert facts["Publicatiedatum"] == "2015-11-02"
+    assert "tabblad Parameters" in facts["Parameters"]
+    meta = report_metadata(p, today=dt.date(2026, 12, 5))
+    assert meta["date"] == "2 november 2015" and meta["author"] == "A. de Vries, B. Jansen"
+    default = load_params("lekstroom", school_year="2014-2015")
+    assert report_metadata(default, today=dt.date(2026, 12, 5))["date"] == "5 december 2026"
+    assert "Contact" not in dict(colophon(default, None).itertuples(index=False))

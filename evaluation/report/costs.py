@@ -5,11 +5,13 @@ control, the tariffs with their sources and the balance figure. The numbers come
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from evaluation.analysis.costs import ITEM_NAMES, LEVEL_NAMES, NOT_MONETISED, CostBenefit, Ranged
+from evaluation.params import EXAMPLE_SOURCE_PREFIX
 from evaluation.report import formatting as f
 
 if TYPE_CHECKING:
@@ -79,10 +81,9 @@ def _duration_note(cb: CostBenefit) -> list[str]:
 def cost_notes(cb: CostBenefit) -> str:
     """Notes under the cost table: warning, method, assumptions and the sources of the tariffs."""
     mix = ", ".join(f"{LEVEL_NAMES[lv]} {f.percent(v, 0)}" for lv, v in cb.mix.items() if v > 0)
-    lines = []
-    if cb.example:
-        lines.append(example_warning(cb))
-    lines += [
+    # Example tariffs are announced once, at the head of the section (`example_warning`), and
+    # each tariff's source stands in the inputs table: neither is repeated here.
+    lines = [
         f"Het interval geeft alleen de onzekerheid van de geschatte effecten weer "
         f"(parametrische bootstrap, {f.integer(cb.draws)} trekkingen uit de intervallen van de "
         "verschil-in-verschillenschattingen: op logschaal voor de rate ratio, normaal voor het "
@@ -95,8 +96,6 @@ def cost_notes(cb: CostBenefit) -> str:
         *cb.notes,
         *_duration_note(cb),
         NOT_MONETISED,
-        "Bronnen: " + "; ".join(f"{ITEM_NAMES[k]}: {v.source}" for k, v in cb.costs.items().items())
-        + ".",
     ]
     return "\n\n".join(lines)
 
@@ -150,9 +149,19 @@ def cost_table(cb: CostBenefit) -> pd.DataFrame:
     return table
 
 
+def _source(source: str, example: bool) -> str:
+    """A tariff's source as the inputs table gives it: with example values, which the caption
+    and the section's warning announce once, without the repeated 'voorbeeldwaarde, te vervangen
+    door ...' (what the value stands for, in brackets in the params, is kept)."""
+    if not example or not source.startswith(EXAMPLE_SOURCE_PREFIX):
+        return source
+    inner = re.search(r"\((.*)\)\s*$", source, flags=re.S)
+    return f"voorbeeld: {' '.join(inner.group(1).split())}" if inner else "voorbeeld"
+
+
 def cost_inputs_table(cb: CostBenefit) -> pd.DataFrame:
     """Every tariff used, with its unit and source: the reader sees where each amount comes from."""
-    rows = [(ITEM_NAMES[k], _amount(v.value), v.unit, v.source)
+    rows = [(ITEM_NAMES[k], _amount(v.value), v.unit, _source(v.source, cb.example))
             for k, v in cb.costs.items().items()]
     table = pd.DataFrame(rows, columns=["Post", "Waarde", "Eenheid", "Bron"])
     table.attrs["caption"] = ("Gebruikte tarieven en hun bron"
@@ -160,9 +169,10 @@ def cost_inputs_table(cb: CostBenefit) -> pd.DataFrame:
     return table
 
 
-def cost_sentence(cb: CostBenefit) -> str:
-    """One Dutch sentence for the management summary: the balance with its interval."""
-    tag = " (voorbeeldtarieven)" if cb.example else ""
+def cost_sentence(cb: CostBenefit, tag: bool = True) -> str:
+    """One Dutch sentence: the balance with its interval; `tag=False` where the example
+    warning stands right before it."""
+    tag = " (voorbeeldtarieven)" if cb.example and tag else ""
     n = cb.net
     if math.isnan(n.point):
         return (f"Het saldo van kosten en vermeden kosten van de pilot in schooljaar "

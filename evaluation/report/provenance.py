@@ -64,11 +64,20 @@ def _table_name(file_name: str) -> str:
 
 def colophon(params: Params, data_dir: Path | None) -> pd.DataFrame:
     """One row per fact, in Dutch, for the report's colophon."""
+    r = params.report
+    now = dt.datetime.now().astimezone()
     rows = [
+        *([("Opdrachtgever", r.commissioned_by)] if r.commissioned_by else []),
+        ("Uitgevoerd door", r.organisation),
+        *([("Auteurs", ", ".join(r.authors))] if r.authors else []),
+        *([("Contact", r.contact)] if r.contact else []),
+        ("Publicatiedatum", (r.publication_date or now.date()).isoformat()),
         ("Pakketversie", evaluation.__version__),
         ("Git-commit", git_commit()),
-        ("Gegenereerd op", dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
+        ("Gegenereerd op", now.strftime("%Y-%m-%d %H:%M %Z")),
         ("Parameters (SHA-256)", _grouped(params_hash(params))),
+        ("Parameters", "alle gebruikte waarden staan in het werkboek bij dit rapport "
+                       "(tabblad Parameters)"),
     ]
     from evaluation.data.synthetic import marker
 

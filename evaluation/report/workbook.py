@@ -28,11 +28,13 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import evaluation
 from evaluation.params import Params
+from evaluation.report.provenance import params_hash
 
 #: In the tables dir: the table names in the order the report shows them.
 TABLE_ORDER_FILE = "_order.json"
 INFO_SHEET = "Toelichting"
 ESTIMATES_SHEET = "Schattingen"
+PARAMS_SHEET = "Parameters"
 MAX_SHEET_NAME = 31  # Excel's limit
 _FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 SUPPRESSED = "·"
@@ -206,6 +208,25 @@ def _unit_text(params: Params) -> str:
     return f"gemeente {params.municipality_name} ({counted})"
 
 
+def params_frame(params: Params) -> pd.DataFrame:
+    """The merged params as rows of (setting, value): one row per leaf, lists in one cell."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            rows.append((prefix, json.dumps(value, ensure_ascii=False)
+                         if isinstance(value, list | dict) else "" if value is None else str(value)))
+
+    walk("", params.model_dump(mode="json"))
+    return pd.DataFrame(rows, columns=["Instelling", "Waarde"])
+
+
 def embed_order(document: Path | None) -> list[str]:
     """The labels of the cells a report document embeds, in the order the reader meets them."""
     if document is None or not Path(document).is_file():
@@ -269,6 +290,9 @@ def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, par
         info.append([ESTIMATES_SHEET, "Alle schattingen van het rapport: per indicator en "
                                       "vergelijking de schatting, het interval en de p-waarden."])
         _link(info.cell(info.max_row, 1), ESTIMATES_SHEET)
+    info.append([PARAMS_SHEET, "Alle instellingen waarmee dit rapport is gemaakt (standaardwaarden, "
+                               "regio en aanpassingen samengevoegd), zodat het na te maken is."])
+    _link(info.cell(info.max_row, 1), PARAMS_SHEET)
     for r in header_rows:
         for cell in info[r]:
             cell.font = BOLD
@@ -284,6 +308,10 @@ def write_workbook(tables_dir: Path, estimates_file: Path | None, out: Path, par
                      f"Schattingen, {params.region.name}, {_unit_text(params)}, schooljaar "
                      f"{params.school_year}", estimates,
                      {ESTIMATE_COLUMNS[k]: v for k, v in NUMBER_FORMATS.items()})
+
+    _write_table(book.create_sheet(PARAMS_SHEET),
+                 f"Parameters van dit rapport (SHA-256 {params_hash(params)})",
+                 params_frame(params))
 
     book.properties.title = f"{params.region.title}, schooljaar {params.school_year}: tabellen"
     book.properties.creator = params.report.organisation

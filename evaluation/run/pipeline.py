@@ -82,7 +82,7 @@ def report_metadata(params: Params, today: dt.date | None = None,
                     synthetic: dict | None = None) -> dict:
     """Metadata for the document: title page and every params value the prose refers to. With
     `synthetic` (the data folder's marker) the title page and the summary say so."""
-    today = today or dt.date.today()
+    today = params.report.publication_date or today or dt.date.today()
     if params.municipality_name:
         counted = ("leerlingen naar woongemeente" if params.analysis.count_by == "residence"
                    else "scholen naar vestigingsgemeente")
@@ -96,7 +96,7 @@ def report_metadata(params: Params, today: dt.date | None = None,
         "title": params.region.title,
         "subtitle": subtitle,
         "date": dutch_date(today),
-        "author": params.report.organisation,
+        "author": ", ".join(params.report.authors) or params.report.organisation,
         "lang": "nl",
         "intro": params.region.intro,
         "region-name": params.region.name,
