@@ -11,8 +11,9 @@
 --   built-in renderer, pandoc, and for the PDF the Typst that compiles it).
 -- HTML: Quarto's embedded cells lose the notebook's path on the build machine (data-notebook);
 --   header cells get scope="col"; each table goes into a focusable scroll container named by
---   its caption, so a wide table scrolls on its own on a narrow screen (WCAG 2.1: 1.3.1, 1.4.10,
---   2.1.1); the content starts at the anchor #inhoud that the skip link points to (2.4.1).
+--   its caption, so a wide table scrolls on its own (WCAG 2.1: 1.3.1, 1.4.10, 2.1.1); on a phone
+--   each row shows as a card of "column: value" lines (body cells carry data-label, and explicit
+--   ARIA roles keep the table semantics); the content starts at the anchor #inhoud that the skip link points to (2.4.1).
 
 local function typst_string(text)
   return '"' .. text:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('%s+', ' ') .. '"'
@@ -75,9 +76,27 @@ local tables = 0
 
 local function html_table(tbl)
   tbl = automatic_widths(tbl)
+  -- Explicit roles keep the table a table for screen readers when a phone's style sheet shows
+  -- each row as a card (display: block); every body cell carries its column's name for that.
+  tbl.attributes['role'] = 'table'
+  local labels = {}
   for _, row in ipairs(tbl.head.rows) do
-    for _, cell in ipairs(row.cells) do
+    row.attributes['role'] = 'row'
+    for i, cell in ipairs(row.cells) do
       cell.attributes['scope'] = 'col'
+      cell.attributes['role'] = 'columnheader'
+      labels[i] = pandoc.utils.stringify(cell.contents)
+    end
+  end
+  for _, body in ipairs(tbl.bodies) do
+    for _, row in ipairs(body.body) do
+      row.attributes['role'] = 'row'
+      for i, cell in ipairs(row.cells) do
+        cell.attributes['role'] = 'cell'
+        if labels[i] and labels[i] ~= '' then
+          cell.attributes['data-label'] = labels[i]
+        end
+      end
     end
   end
   tables = tables + 1

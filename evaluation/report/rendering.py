@@ -418,8 +418,6 @@ class _Expander:
                 images += 1
             elif "text/plain" in data and not re.fullmatch(r"\s*<.*>\s*", data["text/plain"]):
                 parts.append(f"```\n{data['text/plain'].rstrip()}\n```")  # not an object repr
-        if not parts and cell.get("execution_count") is not None:
-            return ""  # an executed cell with nothing to say here (Quarto embeds nothing too)
         if not parts:
             raise RenderError(f"{self.qmd}: cell {label!r} of {nb_path} has no output to embed; "
                               "was the notebook executed?")
