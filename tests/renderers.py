@@ -148,6 +148,7 @@ class Page(HTMLParser):
         self._open: list[tuple[str, str, dict]] = []  # (tag, role, attrs) being collected
         self._text: dict[int, list[str]] = {}
         self._in_header = self._in_toc = False
+        self._float_caption = ""
 
     def _collect(self, tag: str, role: str, attrs: dict) -> None:
         self._open.append((tag, role, attrs))
@@ -163,7 +164,11 @@ class Page(HTMLParser):
         if tag == "img":
             self.images.append(normalise(attr.get("alt", "")))
         elif tag == "table":
-            self.tables.append({"caption": "", "rows": []})
+            # Quarto captions a numbered table in its float's <figcaption>, pandoc in <caption>
+            self.tables.append({"caption": self._float_caption, "rows": []})
+            self._float_caption = ""
+        if tag == "figure":
+            self._float_caption = ""
         elif tag == "tr" and self.tables:
             self.tables[-1]["rows"].append([])
         if self._in_header and tag in ("h1", "p"):
@@ -200,6 +205,8 @@ class Page(HTMLParser):
             self.tables[-1]["rows"][-1].append(text)
         elif role == "caption" and self.tables:
             self.tables[-1]["caption"] = text
+        elif role == "figcaption" and re.match(r"Tabel \d+:", text):
+            self._float_caption = text  # the table of this float follows
         elif role == "figcaption":
             self.captions.append(text)
         elif role == "toc":

@@ -85,6 +85,19 @@ def conclusions_markdown(es: EstimateSet, goals: pd.DataFrame | None = None) -> 
     return "\n\n".join(parts)
 
 
+def unreachable_significance(es: EstimateSet) -> float | None:
+    """The smallest p-value the primary comparisons can reach when, with so few pilot schools,
+    even it cannot pass the multiple-testing correction (Holm: times the number of claims;
+    Benjamini-Hochberg: itself); None when significance is within reach."""
+    did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
+    bounds = pd.to_numeric(did["p_value_bound"], errors="coerce").dropna()
+    if bounds.empty or len(bounds) < did["estimate"].notna().sum():
+        return None
+    floor = float(bounds.min())
+    factor = len(did) if es.params.analysis.multiple_testing == "holm" else 1
+    return floor if floor * factor > es.params.analysis.alpha else None
+
+
 def takeaway_markdown(es: EstimateSet, synthetic: bool = False) -> str:
     """What the reader should take away, in one paragraph of everyday words: on how many claims
     the pilot does what it promised, where only partly, what could not be tested."""
@@ -113,8 +126,20 @@ def takeaway_markdown(es: EstimateSet, synthetic: bool = False) -> str:
     if untested:
         parts.append(f"{untested} {'kon' if untested == 1 else 'konden'} niet worden getoetst "
                      f"({', '.join(x for x in (names('niet te bepalen'), names('niet te scheiden')) if x)})")
+    if parts and "getoetste punten" not in parts[0] and parts[0].startswith("op "):
+        k = parts[0].split()[1]
+        parts[0] = parts[0].replace(f"op {k} ", f"op alle {n} getoetste punten " if int(k) == n
+                                    else f"op {k} van de {n} getoetste punten ", 1)
     body = f.join_and(parts, "; ") if parts else "geen claim kon worden getoetst"
     text = f"**Wat dit betekent.** {body[:1].upper()}{body[1:]}."
+    bound = unreachable_significance(es)
+    if bound is not None and counts["niet aangetoond"]:
+        n_pilot = int((es.design["group"] == "pilot").sum())
+        text += (f" Met {f.count_noun(n_pilot, 'pilotschool', 'pilotscholen')} kan dit rapport "
+                 f"na correctie voor meervoudig toetsen geen effect aantonen, hoe groot ook: de "
+                 f"kleinst mogelijke p-waarde is {f.p_value(bound)}. De richting en grootte van "
+                 f"de veranderingen staan in de tabel hierboven; een rapport over meer scholen "
+                 f"(de hele regio) kan ze wel toetsen.")
     if synthetic:
         text += (" Omdat de gegevens synthetisch zijn, zeggen deze uitkomsten niets over de echte "
                  "pilot; ze tonen wat de evaluatie zal laten zien.")
