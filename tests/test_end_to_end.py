@@ -151,3 +151,45 @@ def test_no_command_tool_or_field_name_reaches_the_reader(texts):
                         r"\bquarantaine\b"):
             found = re.findall(pattern, text)
             assert not found, (pattern, found[:5])
+
+
+def test_tables_and_figures_are_numbered_and_cited_and_the_links_resolve(texts):
+    """Issue 14, point 5: every table and figure carries a number in its caption, the numbers
+    run 1, 2, 3 ..., each is referred to in the text, and each reference lands on its anchor."""
+    raw, body, pdf = texts
+    for kind in ("Tabel", "Figuur"):
+        numbers = [int(n) for n in re.findall(rf"{kind} (\d+):", body)]
+        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 10, (kind, numbers)
+        assert [int(n) for n in re.findall(rf"{kind} (\d+):", _words(pdf))] == numbers
+    anchors = set(re.findall(r'id="((?:tbl|fig)-[\w-]+)"', raw))
+    links = re.findall(r'<a href="#((?:tbl|fig)-[\w-]+)"[^>]*>\s*(Tabel|Figuur)\s+\d+\s*</a>',
+                       raw)
+    assert {target for target, _ in links} <= anchors
+    uncited = anchors - {target for target, _ in links}
+    assert not uncited, f"never referred to in the text: {sorted(uncited)}"
+
+
+def test_summary_is_one_page_with_verdicts_money_and_takeaway(rendered):
+    """Issue 14, point 1: the summary fits its page: the key table, the cost balance and what
+    the reader should take away all stand before the next chapter, on one page."""
+    result, _ = rendered
+    pages = [_words(p.extract_text()) for p in PdfReader(result.outputs["pdf"]).pages]
+    first = next(i for i, p in enumerate(pages) if re.search(r"\b1 Samenvatting\b", p)
+                 and "Let op: synthetische gegevens" in p)
+    page = pages[first]
+    for part in ("Tabel 1:", "Geld.", "saldo ≈ €", "Wat dit betekent.", "Beperkingen."):
+        assert part in page, part
+    assert "2 Inleiding" in pages[first + 1]
+
+
+def test_main_text_leaves_technical_terms_to_the_appendix(texts):
+    """Issue 14, point 4: models and inference methods are named in the appendix
+    'Verantwoording', not in the chapters a policy adviser reads."""
+    raw, _, _ = texts
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.S)
+    body = _words(html.unescape(re.sub(r"<[^>]+>", " ", body)))
+    start = body.index("Let op: synthetische gegevens")
+    main = body[start:body.index("Bijlage: verantwoording Deze bijlage")]
+    for term in ("hazard", "rate ratio", "CRV", "jackknife", "wild cluster", "event study",
+                 "Poisson", "Cox", "Callaway"):
+        assert term.lower() not in main.lower(), term

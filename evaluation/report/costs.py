@@ -86,7 +86,8 @@ def cost_notes(cb: CostBenefit) -> str:
     lines = [
         f"Het interval geeft alleen de onzekerheid van de geschatte effecten weer "
         f"(parametrische bootstrap, {f.integer(cb.draws)} trekkingen uit de intervallen van de "
-        "verschil-in-verschillenschattingen: op logschaal voor de rate ratio, normaal voor het "
+        "verschil-in-verschillenschattingen: op logschaal voor de verhouding van de aantallen, "
+        "normaal voor het "
         "verschil in procentpunten, onafhankelijk van elkaar); de tarieven zijn als vast gegeven "
         "genomen.",
         f"Vermeden trajecten zwaardere zorg zijn geprijsd naar de {cb.mix_origin} ({mix})"
@@ -116,7 +117,8 @@ def cost_table(cb: CostBenefit) -> pd.DataFrame:
         ("Vermeden trajecten zwaardere zorg (aantal)", _count(cb.avoided_referrals.point),
          _interval(cb.avoided_referrals, _count),
          f"{_published_count(cb, cb.observed_referrals)} verwijzingen in {cb.school_year}, "
-         f"rate ratio {f.number(cb.rate_ratio.point, 2)}: zonder pilot naar schatting "
+         f"effect {f.percent(abs(1 - cb.rate_ratio.point), 0)} "
+         f"{'minder' if cb.rate_ratio.point < 1 else 'meer'}: zonder pilot naar schatting "
          f"{_count(cb.observed_referrals / cb.rate_ratio.point) if cb.rate_ratio.point > 0 else f.SUPPRESSED}"),
         ("Besparing per vermeden traject", euro(cb.saving_per_trajectory), "",
          "gemiddelde kosten zwaardere zorg" + (" min een licht traject"

@@ -468,8 +468,8 @@ def crosstab_markdown(table: PublishedTable) -> pd.DataFrame:
 def _change_text(ind: Indicator, row: pd.Series, level: int) -> str:
     ci = f"{level}%-interval {interval(row['ci_low'], row['ci_high'], row['unit'])}"
     if row["unit"] == "hazard ratio":
-        return (f"hazard ratio {effect(row['estimate'], row['unit'])} ({ci}; boven 1 betekent "
-                "sneller)")
+        return (f"een {effect(row['estimate'], row['unit'])} keer zo grote kans per dag "
+                f"({ci}; boven 1 betekent sneller)")
     if row["unit"] == "rate ratio":  # a change in percent, its interval in percent too
         return ratio_change_text(row["estimate"], row["ci_low"], row["ci_high"], level)
     return f"{effect(row['estimate'], row['unit'])} {row['unit']} ({ci})"
