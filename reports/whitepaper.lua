@@ -132,11 +132,49 @@ local function embedded_cell(div)
   return div
 end
 
+-- The built-in renderer marks a numbered table or figure whose cell shows a sentence instead
+-- (thin data) as a Div of class table-note (caption first) or figure-note (caption last); it
+-- becomes a captioned figure, as Quarto makes a float of such a cell.
+local function note_parts(div)
+  local table_note = div.classes:includes('table-note')
+  if not table_note and not div.classes:includes('figure-note') then
+    return nil
+  end
+  local blocks = pandoc.List(div.content)
+  local caption = table_note and blocks:remove(1) or blocks:remove(#blocks)
+  return table_note, blocks, pandoc.utils.blocks_to_inlines({ caption })
+end
+
+local function typst_note(div)
+  local table_note, blocks, caption = note_parts(div)
+  if table_note == nil then
+    return nil
+  end
+  local kind = table_note and 'table' or 'image'
+  local position = table_note and 'top' or 'bottom'
+  local label = div.identifier ~= '' and (' <' .. div.identifier .. '>') or ''
+  local out = pandoc.List({ pandoc.RawBlock('typst', '#figure(kind: ' .. kind
+    .. ', numbering: none, caption: figure.caption(position: ' .. position .. ', ['
+    .. typst_markup(caption) .. ']))[') })
+  out:extend(blocks)
+  out:insert(pandoc.RawBlock('typst', ']' .. label))
+  return out
+end
+
+local function html_note(div)
+  local table_note, blocks, caption = note_parts(div)
+  if table_note == nil then
+    return embedded_cell(div)
+  end
+  return pandoc.Figure(blocks, { pandoc.Plain(caption) }, pandoc.Attr(div.identifier))
+end
+
 function Pandoc(doc)
   if FORMAT:match('typst') then
+    doc = doc:walk({ Div = typst_note })
     doc = doc:walk({ Table = typst_table, Image = typst_image, Span = renderer })
   elseif FORMAT:match('html') then
-    doc = doc:walk({ Table = html_table, Span = renderer, Div = embedded_cell })
+    doc = doc:walk({ Table = html_table, Span = renderer, Div = html_note })
     doc.blocks:insert(1, pandoc.RawBlock('html', '<div id="inhoud" tabindex="-1"></div>'))
   else
     doc = doc:walk({ Table = automatic_widths, Span = renderer })

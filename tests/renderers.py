@@ -193,6 +193,8 @@ class Page(HTMLParser):
             self._in_header = False
         if tag == "nav":
             self._in_toc = False
+        if tag == "figure":
+            self._float_caption = ""
         if not self._open or self._open[-1][0] != tag:
             return
         _, role, attr = self._open.pop()

@@ -284,7 +284,8 @@ def _table_html(html: str, caption_start: str) -> tuple[int, int]:
     """Start and end of the table whose caption begins with `caption_start`."""
     for m in re.finditer(r"<table.*?</table>", html, re.S):
         cap = re.search(r"<caption[^>]*>(.*?)</caption>", m.group(), re.S)
-        if cap and " ".join(cap.group(1).split()).startswith(caption_start):
+        text = re.sub(r"^Tabel \d+:\s*", "", " ".join(cap.group(1).split())) if cap else ""
+        if cap and text.startswith(caption_start):
             return m.span()
     raise AssertionError(f"no table captioned {caption_start!r}")
 

@@ -138,3 +138,18 @@ def test_cost_balance_in_the_summary_is_rounded_with_its_margin():
     assert "niet aan te tonen" in balance_sentence(CB)
     CB.net.point = math.nan
     assert "niet berekend" in balance_sentence(CB)
+
+
+def test_a_region_without_targets_gets_verdicts_from_the_claims_alone(es):
+    """Regions need not set goals (the national set's fictional regions set none)."""
+    from dataclasses import replace as dc_replace
+
+    from evaluation.report.findings import key_figures
+
+    region = es.params.region.model_copy(update={"targets": {}})
+    bare = dc_replace(es, params=es.params.model_copy(update={"region": region}))
+    v = verdicts(bare).set_index("indicator")
+    assert v.loc["specialised_referrals_per_100", "verdict"] == "bevestigd"  # no goal to miss
+    assert v.loc["double_intake_share", "verdict"] == "deels bevestigd"  # the claim itself
+    key, _ = key_figures(bare)
+    assert len(key) == len(v)

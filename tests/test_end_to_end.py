@@ -99,9 +99,10 @@ def test_the_planted_eighty_percent_drop_is_what_the_report_states(estimates):
 
 def test_every_theme_has_its_section_in_both_renders(texts):
     _, body, pdf = texts
-    for heading in ("Samenvatting", "Methode", "Zorgmeldingen", "Zorgroutes", "Verwijzingen",
-                    "Ouderbetrokkenheid", "Tevredenheid", "Doelen en voortgang",
-                    "Bijlage: datakwaliteit", "Colofon"):
+    for heading in ("Samenvatting", "Aanpak", "Zorgmeldingen", "Zorgroutes", "Verwijzingen",
+                    "Ouderbetrokkenheid", "Tevredenheid", "Doelen en voortgang", "Kosten en baten",
+                    "Conclusies", "Beperkingen", "Bijlage: verantwoording",
+                    "Bijlage: datakwaliteit", "Literatuur", "Colofon"):
         assert heading in body and heading in pdf, heading
 
 

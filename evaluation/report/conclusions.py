@@ -147,6 +147,46 @@ def takeaway_markdown(es: EstimateSet, synthetic: bool = False) -> str:
             "en [Beperkingen](#sec-beperkingen).")
 
 
+def _rounded_count(es: EstimateSet, n: int) -> str:
+    """A count as the report publishes it: rounded to the base, withheld below the minimum."""
+    rule = es.params.disclosure
+    if n < rule.min_count:
+        return f"minder dan {rule.min_count}"
+    return f"ongeveer {f.integer(rule.rounding_base * round(n / rule.rounding_base))}"
+
+
+def groups_compared(es: EstimateSet) -> pd.DataFrame:
+    """Pilot and comparison schools side by side before the start: how many schools, how large,
+    and where each primary indicator stood. Differences in level are no objection to the
+    comparison; the reader should see them (a limitation of a design without a lottery)."""
+    from evaluation.report.findings import period_values, value_text
+
+    design = es.design
+    counts = design["group"].value_counts()
+    d = es.data["care_reports_per_100"]
+    before_years = sorted(d.loc[(d["group"] == "pilot") & (d["period"] == "before"),
+                                "school_year"].unique())
+    base = d[((d["group"] == "pilot") & (d["period"] == "before"))
+             | ((d["group"] == "comparison") & d["school_year"].isin(before_years))]
+    per_school = (base.groupby(["group", "school_id", "school_year"], observed=True)["exposure"]
+                  .sum().groupby(level="group", observed=True).mean())
+    rows = [{"Kenmerk": "Aantal scholen",
+             **{label: f.integer(counts.get(g, 0)) for g, label in _GROUP_COLUMNS}},
+            {"Kenmerk": "Leerlingen per school (gemiddeld, vóór de start)",
+             **{label: f.integer(round(per_school[g], -1)) if g in per_school else f.SUPPRESSED
+                for g, label in _GROUP_COLUMNS}}]
+    for ind_id in PRIMARY:
+        ind = INDICATORS[ind_id]
+        pv = period_values(es, ind_id).set_index("group")
+        rows.append({"Kenmerk": f"{ind.label_nl}, vóór de start",
+                     **{label: value_text(ind, pv.loc[g, "before"]) if g in pv.index
+                        else f.SUPPRESSED for g, label in _GROUP_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+_GROUP_COLUMNS = (("pilot", "Pilotscholen"), ("comparison", "Vergelijkingsscholen"))
+
+
 def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
                          synthetic: bool = False) -> str:
     """The limitations that apply to this report, each from its data."""
@@ -179,7 +219,7 @@ def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
                f"kleinst haalbare p-waarde begrensd door het aantal mogelijke toewijzingen"
                if min(n_pilot, n_comp) < a.few_treated else "")
             + ". Kleine effecten zijn met zo weinig scholen niet aan te tonen (zie het "
-              "kleinste aantoonbare effect in de methode).")
+              "kleinste aantoonbare effect in de verantwoording).")
     if trends is not None and not trends.empty and "Toets vóórperiode (p)" in trends:
         flagged = trends[trends["Opmerking"].astype(str).str.contains("aanwijzing voor ongelijke")
                          & ~trends["Opmerking"].astype(str).str.startswith("geen")]
@@ -200,6 +240,17 @@ def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
         items.append(f"**Ontbrekende waarden.** Bij {names} ontbreekt een deel van de gegevens; "
                      f"die trajecten tellen niet mee. Als ze ontbreken om redenen die met de "
                      f"uitkomst samenhangen, kan dat de schatting vertekenen.")
+    sat = es.data.get("school_satisfaction")
+    if sat is not None and len(sat):
+        now = sat[sat["school_year"] == p.school_year]
+        n_now = int(len(now))
+        items.append(
+            f"**Vragenlijsten.** De tevredenheid berust op wie de vragenlijst invulde"
+            + (f" (in {p.school_year} {_rounded_count(es, n_now)} antwoorden van scholen)"
+               if n_now else "")
+            + "; wie niet antwoordde, telt niet mee. Antwoorden tevreden scholen vaker, dan is "
+              "de tevredenheid overschat; omdat hetzelfde op vergelijkingsscholen geldt, raakt "
+              "dat het verschil tussen beide minder.")
     if p.costs is not None and p.costs.example:
         items.append("**Voorbeeldtarieven.** De kosten en baten zijn berekend met "
                      "voorbeeldtarieven, niet met de tarieven van de regio; het saldo is een "

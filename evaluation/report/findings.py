@@ -254,6 +254,8 @@ def shortfalls(es: EstimateSet, ind_id: str, goals: pd.DataFrame | None = None) 
             out.append(f"nog {value_text(ind, after)} in {es.params.school_year}, waar de claim "
                        f"{value_text(ind, level)} belooft")
     goals = progress(es) if goals is None else goals
+    if goals.empty:  # a region without targets
+        return out
     region = goals[(goals["indicator"] == ind_id) & (goals["level"] == "region")]
     for r in region.itertuples(index=False):
         if pd.notna(r.value) and not bool(r.met):
