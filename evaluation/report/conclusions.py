@@ -245,7 +245,7 @@ def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
         now = sat[sat["school_year"] == p.school_year]
         n_now = int(len(now))
         items.append(
-            f"**Vragenlijsten.** De tevredenheid berust op wie de vragenlijst invulde"
+            "**Vragenlijsten.** De tevredenheid berust op wie de vragenlijst invulde"
             + (f" (in {p.school_year} {_rounded_count(es, n_now)} antwoorden van scholen)"
                if n_now else "")
             + "; wie niet antwoordde, telt niet mee. Antwoorden tevreden scholen vaker, dan is "
