@@ -21,7 +21,8 @@ from evaluation.report import plots  # noqa: E402
 @pytest.fixture(scope="module")
 def es(synthetic_tables):
     return estimate_all(synthetic_tables, load_params("lekstroom", school_year="2014-2015"),
-                        indicators=["days_signal_to_help", "school_satisfaction"])
+                        indicators=["days_signal_to_help", "school_satisfaction",
+                                    "double_intake_share"])
 
 
 def test_survival_curves_show_comparison_schools_beside_pilot_schools(es):
@@ -116,3 +117,44 @@ def test_computed_alt_text_replaces_the_typed_one(tmp_path):
     source = nbformat.read(path, as_version=4).cells[0].source
     assert '#| fig-alt: "nieuw, berekend"' in source and '"oud"' not in source
     assert '#| fig-cap: "Kop"' in source  # a caption the output does not carry stays
+
+
+def test_between_school_interval_is_the_t_interval_of_school_means_for_equal_schools():
+    """With equal numbers of records per school the band is the t-interval of the school means:
+    it shows how the value would vary with other schools, not with other pupils alone."""
+    from scipy import stats
+
+    from evaluation.analysis.statistics import between_school_interval
+
+    rng = np.random.default_rng(1)
+    shares = np.array([0.2, 0.35, 0.3, 0.5, 0.25])
+    records = pd.DataFrame({
+        "group": "pilot", "school_year": "2014-2015",
+        "school_id": np.repeat([f"S{i}" for i in range(5)], 40),
+        "success": np.concatenate([rng.permutation(np.arange(40) < 40 * p) for p in shares]),
+    })
+    out = between_school_interval(records, "success", None, ["group", "school_year"]).iloc[0]
+    means = records.groupby("school_id")["success"].mean()
+    half = stats.t.ppf(0.975, 4) * means.std(ddof=1) / np.sqrt(5)
+    assert out["value"] == pytest.approx(means.mean())
+    assert (out["low"], out["high"]) == pytest.approx((means.mean() - half, means.mean() + half))
+    one = between_school_interval(records[records["school_id"] == "S0"], "success", None,
+                                  ["group", "school_year"]).iloc[0]
+    assert np.isnan(one["low"]) and np.isnan(one["high"])  # one school: no band
+
+
+def test_trend_lines_carry_their_interval_band(es):
+    """Issue 14, point 6: a line per school year with the band of its interval, drawn from the
+    same numbers the line shows, and named in the legend."""
+    fig = plots.indicator_by_year(es, "double_intake_share")
+    ax = fig.axes[0]
+    bands = [c for c in ax.collections if c.__class__.__name__ in ("PolyCollection",
+                                                                      "FillBetweenPolyCollection")]
+    assert len(bands) == 2
+    values = plots.yearly_values(es, "double_intake_share")
+    pilot = values[values["group"] == "pilot"].sort_values("school_year")
+    top = bands[0].get_paths()[0].vertices[:, 1]
+    assert max(top) == pytest.approx(pilot["high"].max())
+    assert (pilot["low"] <= pilot["value"]).all() and (pilot["value"] <= pilot["high"]).all()
+    assert "95%-interval (tussen scholen)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)

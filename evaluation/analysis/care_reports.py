@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.analysis.design import analysis_years, school_design
-from evaluation.analysis.statistics import rate_ratio_per_unit
+from evaluation.analysis.statistics import between_school_interval, rate_ratio_per_unit
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
 
 INDICATOR = "care_reports_per_100"
@@ -61,6 +61,10 @@ def analyse(tables: dict[str, pd.DataFrame], params: Params,
     group_years = (yearly.groupby(["group", "school_year"], observed=True)[["pupils", "count"]]
                    .sum().reset_index())
     group_years["rate_per_100"] = 100 * group_years["count"] / group_years["pupils"]
+    band = between_school_interval(yearly, "count", "exposure", ["group", "school_year"])
+    group_years = group_years.merge(
+        band[["group", "school_year"]].assign(low=100 * band["low"], high=100 * band["high"]),
+        on=["group", "school_year"], how="left")
 
     events = tables["care_reports"]
     monthly = monthly_event_frame(events, "report_date", tables).merge(

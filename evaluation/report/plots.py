@@ -7,11 +7,13 @@ themselves.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
 from evaluation import labels
+from evaluation.analysis.statistics import between_school_interval
 from evaluation.report import formatting
 
 PALETTE = sns.color_palette("colorblind")
@@ -30,6 +32,21 @@ def decimal_comma(ax: plt.Axes, decimals: int = 1, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
+def interval_bands(ax: plt.Axes, data: pd.DataFrame, x_order: list[str]) -> None:
+    """Shade each group's interval (columns Groep, school_year, low, high) behind its line and
+    name the band in the legend."""
+    from matplotlib.patches import Patch
+
+    for group, colour in GROUP_COLOURS.items():
+        g = data[data["Groep"] == group].set_index("school_year").reindex(x_order)
+        if g["low"].notna().any():
+            ax.fill_between(range(len(x_order)), g["low"].to_numpy(float),
+                            g["high"].to_numpy(float), color=colour, alpha=0.15, linewidth=0)
+    handles, names = ax.get_legend_handles_labels()
+    band = Patch(facecolor="0.6", alpha=0.35, label="95%-interval (tussen scholen)")
+    ax.legend(handles=[*handles, band], labels=[*names, band.get_label()], title="Groep")
+
+
 def rate_by_school_year(group_years: pd.DataFrame, pilot_starts: list[str]) -> plt.Figure | None:
     """Care reports per 100 pupils per school year, pilot against comparison schools; None when
     there is no rate to draw."""
@@ -39,8 +56,11 @@ def rate_by_school_year(group_years: pd.DataFrame, pilot_starts: list[str]) -> p
     data = group_years.assign(Groep=group_years["group"].map(labels.GROUPS))
     fig, ax = plt.subplots()
     sns.lineplot(data=data, x="school_year", y="rate_per_100", hue="Groep", marker="o", ax=ax,
+                 errorbar=None,
                  palette=GROUP_COLOURS)
     years = list(data["school_year"].drop_duplicates().sort_values())
+    if {"low", "high"} <= set(data.columns):
+        interval_bands(ax, data, years)
     for start in pilot_starts:
         if start in years:
             ax.axvline(years.index(start) - 0.5, color="0.4", linestyle="--", linewidth=1)
@@ -83,7 +103,18 @@ def yearly_values(es, indicator_id: str) -> pd.DataFrame:
         v, n = _value(ind, g)
         rows.append({"group": group, "school_year": year, "value": v, "n": n})
     out = pd.DataFrame(rows, columns=["group", "school_year", "value", "n"])
-    out.loc[out["n"] < es.params.disclosure.min_count, "value"] = float("nan")
+    ratio = {"rate": ("count", "exposure"), "proportion": ("success", None),
+             "scale": ("score", None)}.get(ind.kind)
+    if ratio is not None and len(d):
+        ci = between_school_interval(d.dropna(subset=[ratio[0]]), *ratio,
+                                     ["group", "school_year"])
+        scale = 100.0 if ind.kind in ("rate", "proportion") else 1.0
+        ci[["low", "high"]] = ci[["low", "high"]] * scale
+        out = out.merge(ci[["group", "school_year", "low", "high"]],
+                        on=["group", "school_year"], how="left")
+    else:
+        out = out.assign(low=np.nan, high=np.nan)
+    out.loc[out["n"] < es.params.disclosure.min_count, ["value", "low", "high"]] = np.nan
     return out
 
 
@@ -104,8 +135,10 @@ def indicator_by_year(es, indicator_id: str) -> plt.Figure | None:
     data = data.assign(Groep=data["group"].map(labels.GROUPS))
     fig, ax = plt.subplots()
     sns.lineplot(data=data, x="school_year", y="value", hue="Groep", marker="o", ax=ax,
+                 errorbar=None,
                  palette=GROUP_COLOURS)
     years = sorted(data["school_year"].unique())
+    interval_bands(ax, data, years)
     for start in sorted(es.design["cohort"].dropna().unique()):
         if start in years:
             ax.axvline(years.index(start) - 0.5, color="0.4", linestyle="--", linewidth=1)
