@@ -153,3 +153,25 @@ def test_a_region_without_targets_gets_verdicts_from_the_claims_alone(es):
     assert v.loc["double_intake_share", "verdict"] == "deels bevestigd"  # the claim itself
     key, _ = key_figures(bare)
     assert len(key) == len(v)
+
+
+def test_recommendations_follow_from_the_results_and_gaps(es):
+    from evaluation.report.conclusions import recommendations_markdown
+
+    text = recommendations_markdown(es, synthetic=True)
+    assert "**Volg wat achterblijft.** Bij dubbele intake, verwijzingen zwaardere zorg en " \
+           "tevredenheid scholen" in text
+    assert "**Gebruik de eigen tarieven.**" in text  # the default params use example tariffs
+    assert "**Herhaal de evaluatie met echte gegevens.**" in text
+    assert "Meer scholen" not in text  # 12 pilot and 10 comparison schools
+    few = _with(es, "care_reports_per_100", significant=False, p_value=0.3)
+    design = few.design.copy()
+    pilots = design.index[design["group"] == "pilot"][2:]
+    design.loc[pilots, "group"] = "comparison"  # two pilot schools left
+    few = type(es)(few.table, es.params, design, es.years, es.data)
+    text = recommendations_markdown(few)
+    assert "**Meer scholen in de vergelijking.** Met 2 pilot- en 20 vergelijkingsscholen" in text
+    assert "**Kijk opnieuw naar wat niet is aangetoond.** Voor zorgmeldingen" in text
+    assert "Herhaal de evaluatie" not in text
+    # an evaluator's voice: no advocacy
+    assert not any(w in text.lower() for w in ("investeer", "investeren", "moeten kiezen voor"))

@@ -147,6 +147,68 @@ def takeaway_markdown(es: EstimateSet, synthetic: bool = False) -> str:
             "en [Beperkingen](#sec-beperkingen).")
 
 
+def recommendations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
+                             synthetic: bool = False) -> str:
+    """Recommendations that follow from this report's own results and gaps, in the evaluator's
+    voice: what to follow up, and what the next evaluation needs to answer more firmly. None
+    argues for or against the pilot."""
+    p, a = es.params, es.params.analysis
+    v = verdicts(es)
+    n_pilot = int((es.design["group"] == "pilot").sum())
+    n_comp = int((es.design["group"] == "comparison").sum())
+    items = []
+    partly = v[v["group"] == "deels bevestigd"]
+    if not partly.empty:
+        items.append("**Volg wat achterblijft.** Bij "
+                     + f.join_and(r.label.lower() for r in partly.itertuples(index=False))
+                     + " gaat het de goede kant op, maar niet zo ver als beloofd of als de regio "
+                       "zich ten doel stelde; bespreek met scholen en jeugdhulp waarom, en volg "
+                       "deze indicatoren in het volgende schooljaar.")
+    not_shown = v[v["group"].isin(["niet aangetoond", "tegengesteld aan de claim"])]
+    if not not_shown.empty:
+        items.append("**Kijk opnieuw naar wat niet is aangetoond.** Voor "
+                     + f.join_and(r.label.lower() for r in not_shown.itertuples(index=False))
+                     + " laten de gegevens geen verbetering zien; ga na of de werkwijze daar "
+                       "anders uitpakt dan bedoeld, of dat de meting het effect niet vangt.")
+    untested = v[v["group"].isin(["niet te bepalen", "niet te scheiden"])]
+    if not untested.empty:
+        items.append("**Maak toetsen mogelijk.** "
+                     + f.join_and(r.label for r in untested.itertuples(index=False))
+                     + " " + ("kon" if len(untested) == 1 else "konden")
+                     + " niet worden getoetst (zie de redenen hierboven); lever de ontbrekende "
+                       "gegevens aan of voeg vergelijkingsscholen toe.")
+    if n_pilot < a.few_treated or n_comp < a.few_treated:
+        items.append(f"**Meer scholen in de vergelijking.** Met {n_pilot} pilot- en {n_comp} "
+                     f"vergelijkingsscholen zijn alleen grote effecten aan te tonen; een "
+                     f"evaluatie over meer scholen of meer jaren geeft een steviger oordeel.")
+    if trends is not None and not trends.empty and "Opmerking" in trends:
+        flagged = trends[trends["Opmerking"].astype(str).str.contains("aanwijzing voor ongelijke")
+                         & ~trends["Opmerking"].astype(str).str.startswith("geen")]
+        if not flagged.empty:
+            items.append("**Controleer de vergelijkingsscholen.** Bij "
+                         + f.join_and(r["Indicator"].lower() for _, r in flagged.iterrows())
+                         + " liepen de groepen vóór de start niet gelijk op; kies zo mogelijk "
+                           "vergelijkingsscholen die vóór de start meer op de pilotscholen leken.")
+    did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
+    share = did["n_missing"] / (did["n"] + did["n_missing"])
+    if (share > 0.05).any():
+        items.append("**Vul de registratie aan.** Bij een deel van de trajecten ontbreken "
+                     "gegevens (zie Beperkingen); volledige registratie maakt de volgende "
+                     "evaluatie betrouwbaarder.")
+    if p.costs is not None and p.costs.example:
+        items.append("**Gebruik de eigen tarieven.** De kosten en baten rusten op "
+                     "voorbeeldtarieven; met de tarieven van de regio wordt het saldo een "
+                     "schatting in plaats van een rekenvoorbeeld.")
+    if synthetic:
+        items.append("**Herhaal de evaluatie met echte gegevens.** Dit rapport toont de werkwijze "
+                     "op synthetische gegevens; pas met de registraties van scholen en jeugdhulp "
+                     "zegt het iets over de pilot.")
+    if not items:
+        items.append("**Blijf volgen.** De claims zijn bevestigd; volg de indicatoren jaarlijks "
+                     "om te zien of het effect standhoudt.")
+    return "\n".join(f"- {item}" for item in items)
+
+
 def _rounded_count(es: EstimateSet, n: int) -> str:
     """A count as the report publishes it: rounded to the base, withheld below the minimum."""
     rule = es.params.disclosure
