@@ -54,7 +54,7 @@ def summary_effect(row: pd.Series) -> str:
         "" if ci == f.SUPPRESSED else f" ({ci})")
 
 
-UNIT_NAMES = {"rate ratio": "verhouding (rate ratio)", "hazard ratio": "hazard ratio",
+UNIT_NAMES = {"rate ratio": "verhouding", "hazard ratio": "verhouding kans per dag",
               "procentpunt": "procentpunt", "schaalpunt": "schaalpunt",
               "per 100 leerlingen": "per 100 leerlingen", "dagen": "dagen"}
 
