@@ -31,6 +31,17 @@ local function automatic_widths(tbl)
   return tbl
 end
 
+-- An unnumbered Typst figure (the caption carries its number where there is one) around
+-- `blocks`, labelled for cross-references when `label` is not empty.
+local function typst_figure(kind, position, caption, blocks, label)
+  local out = pandoc.List({ pandoc.RawBlock('typst', '#figure(kind: ' .. kind
+    .. ', numbering: none, caption: figure.caption(position: ' .. position .. ', ['
+    .. typst_markup(caption) .. ']))[') })
+  out:extend(blocks)
+  out:insert(pandoc.RawBlock('typst', ']' .. (label ~= '' and (' <' .. label .. '>') or '')))
+  return out
+end
+
 local function typst_table(tbl)
   tbl = automatic_widths(tbl)
   local caption = tbl.caption.long
@@ -42,16 +53,11 @@ local function typst_table(tbl)
   end
   -- A numbered table (the built-in renderer's `{#tbl-...}`: its caption already says "Tabel 3:")
   -- keeps its identifier as the figure's label, which cross-references link to.
-  local label = tbl.identifier ~= '' and (' <' .. tbl.identifier .. '>') or ''
+  local label = tbl.identifier
   tbl.identifier = ''
   local text = pandoc.utils.blocks_to_inlines(caption)
   tbl.caption = pandoc.Caption()
-  return {
-    pandoc.RawBlock('typst', '#figure(kind: table, numbering: none, caption: figure.caption('
-      .. 'position: top, [' .. typst_markup(text) .. ']))['),
-    tbl,
-    pandoc.RawBlock('typst', ']' .. label),
-  }
+  return typst_figure('table', 'top', text, { tbl }, label)
 end
 
 local function typst_image(img)
@@ -150,15 +156,8 @@ local function typst_note(div)
   if table_note == nil then
     return nil
   end
-  local kind = table_note and 'table' or 'image'
-  local position = table_note and 'top' or 'bottom'
-  local label = div.identifier ~= '' and (' <' .. div.identifier .. '>') or ''
-  local out = pandoc.List({ pandoc.RawBlock('typst', '#figure(kind: ' .. kind
-    .. ', numbering: none, caption: figure.caption(position: ' .. position .. ', ['
-    .. typst_markup(caption) .. ']))[') })
-  out:extend(blocks)
-  out:insert(pandoc.RawBlock('typst', ']' .. label))
-  return out
+  return typst_figure(table_note and 'table' or 'image', table_note and 'top' or 'bottom',
+                      caption, blocks, div.identifier)
 end
 
 local function html_note(div)

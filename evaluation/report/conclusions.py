@@ -181,17 +181,13 @@ def recommendations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None
         items.append(f"**Meer scholen in de vergelijking.** Met {n_pilot} pilot- en {n_comp} "
                      f"vergelijkingsscholen zijn alleen grote effecten aan te tonen; een "
                      f"evaluatie over meer scholen of meer jaren geeft een steviger oordeel.")
-    if trends is not None and not trends.empty and "Opmerking" in trends:
-        flagged = trends[trends["Opmerking"].astype(str).str.contains("aanwijzing voor ongelijke")
-                         & ~trends["Opmerking"].astype(str).str.startswith("geen")]
-        if not flagged.empty:
-            items.append("**Controleer de vergelijkingsscholen.** Bij "
-                         + f.join_and(r["Indicator"].lower() for _, r in flagged.iterrows())
-                         + " liepen de groepen vóór de start niet gelijk op; kies zo mogelijk "
-                           "vergelijkingsscholen die vóór de start meer op de pilotscholen leken.")
-    did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
-    share = did["n_missing"] / (did["n"] + did["n_missing"])
-    if (share > 0.05).any():
+    flagged = _flagged_trends(trends)
+    if not flagged.empty:
+        items.append("**Controleer de vergelijkingsscholen.** Bij "
+                     + f.join_and(r["Indicator"].lower() for _, r in flagged.iterrows())
+                     + " liepen de groepen vóór de start niet gelijk op; kies zo mogelijk "
+                       "vergelijkingsscholen die vóór de start meer op de pilotscholen leken.")
+    if not _missing_shares(es).empty:
         items.append("**Vul de registratie aan.** Bij een deel van de trajecten ontbreken "
                      "gegevens (zie Beperkingen); volledige registratie maakt de volgende "
                      "evaluatie betrouwbaarder.")
@@ -209,12 +205,29 @@ def recommendations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None
     return "\n".join(f"- {item}" for item in items)
 
 
+def _flagged_trends(trends: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows of the parallel-trends table whose pre-start test signals (possibly) unequal trends."""
+    if trends is None or trends.empty or not {"Opmerking", "Toets vóórperiode (p)"} <= set(trends):
+        return pd.DataFrame()
+    note = trends["Opmerking"].astype(str)
+    return trends[note.str.contains("aanwijzing voor ongelijke") & ~note.str.startswith("geen")]
+
+
+def _missing_shares(es: EstimateSet, above: float = 0.05) -> pd.Series:
+    """Per primary indicator the share of records without a value, where it exceeds `above`."""
+    did = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
+    share = (did["n_missing"] / (did["n"] + did["n_missing"])).set_axis(did["indicator"])
+    return share[share > above]
+
+
 def _rounded_count(es: EstimateSet, n: int) -> str:
     """A count as the report publishes it: rounded to the base, withheld below the minimum."""
+    from evaluation.report.disclosure import round_to_base
+
     rule = es.params.disclosure
     if n < rule.min_count:
         return f"minder dan {rule.min_count}"
-    return f"ongeveer {f.integer(rule.rounding_base * round(n / rule.rounding_base))}"
+    return f"ongeveer {f.integer(int(round_to_base(pd.Series([n]), rule.rounding_base).iloc[0]))}"
 
 
 def groups_compared(es: EstimateSet) -> pd.DataFrame:
@@ -282,23 +295,17 @@ def limitations_markdown(es: EstimateSet, trends: pd.DataFrame | None = None,
                if min(n_pilot, n_comp) < a.few_treated else "")
             + ". Kleine effecten zijn met zo weinig scholen niet aan te tonen (zie het "
               "kleinste aantoonbare effect in de verantwoording).")
-    if trends is not None and not trends.empty and "Toets vóórperiode (p)" in trends:
-        flagged = trends[trends["Opmerking"].astype(str).str.contains("aanwijzing voor ongelijke")
-                         & ~trends["Opmerking"].astype(str).str.startswith("geen")]
-        if not flagged.empty:
-            names = "; ".join(f"{r['Indicator'].lower()} (p = {r['Toets vóórperiode (p)']})"
-                              for _, r in flagged.iterrows())
-            items.append(f"**Trends vóór de start.** Bij {names} ontwikkelden pilot- en "
-                         f"vergelijkingsscholen zich vóór de start (mogelijk) verschillend; het "
-                         f"effect op die indicatoren is met voorzichtigheid te lezen.")
-    missing = es.table[(es.table["comparison"] == methods.DID) & es.table["primary"]]
-    share = missing["n_missing"] / (missing["n"] + missing["n_missing"])
-    gaps = missing[share > 0.05]
+    flagged = _flagged_trends(trends)
+    if not flagged.empty:
+        names = "; ".join(f"{r['Indicator'].lower()} (p = {r['Toets vóórperiode (p)']})"
+                          for _, r in flagged.iterrows())
+        items.append(f"**Trends vóór de start.** Bij {names} ontwikkelden pilot- en "
+                     f"vergelijkingsscholen zich vóór de start (mogelijk) verschillend; het "
+                     f"effect op die indicatoren is met voorzichtigheid te lezen.")
+    gaps = _missing_shares(es)
     if not gaps.empty:
-        names = "; ".join(f"{INDICATORS[r.indicator].label_nl.lower()} "
-                          f"({f.percent(s, 0)} zonder waarde)"
-                          for r, s in zip(gaps.itertuples(index=False), share[share > 0.05],
-                                          strict=True))
+        names = "; ".join(f"{INDICATORS[ind].label_nl.lower()} ({f.percent(s, 0)} zonder waarde)"
+                          for ind, s in gaps.items())
         items.append(f"**Ontbrekende waarden.** Bij {names} ontbreekt een deel van de gegevens; "
                      f"die trajecten tellen niet mee. Als ze ontbreken om redenen die met de "
                      f"uitkomst samenhangen, kan dat de schatting vertekenen.")
