@@ -42,6 +42,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
+# The checkout whose package, notebooks and params are measured (--code: e.g. a worktree of an
+# earlier commit, to measure before and after side by side with this same script).
+CODE = Path(os.environ.get("RENDER_BENCHMARK_CODE", REPO)).resolve()
 
 
 # --- phases (each runs in its own process) -----------------------------------------------------
@@ -53,7 +56,9 @@ def _tasks(args: argparse.Namespace):
 
 
 def phase_naive(args: argparse.Namespace) -> None:
-    """The loop a user would write without the batch: papermill per notebook, then render."""
+    """The loop a user would write without the batch: papermill per notebook, then render (no
+    workbook and no publication audit: the batch does both, so this favours the loop)."""
+    from evaluation.report.figure_text import apply_output_text
     from evaluation.report.rendering import render
     from evaluation.run.pipeline import (
         DOCUMENT,
@@ -74,8 +79,8 @@ def phase_naive(args: argparse.Namespace) -> None:
             from evaluation.data.validation import validate_dir
 
             tables = tables or validate_dir(Path(args.data)).tables
-            estimates = str(compute_estimates(build, params, tables, REPO / "params"))
-        for source in sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+            estimates = str(compute_estimates(build, params, tables, CODE / "params"))
+        for source in sorted((CODE / "notebooks").glob("[0-9][0-9]-*.ipynb")):
             cmd = [sys.executable, "-m", "papermill", str(source),
                    str(build / "notebooks" / source.name), "--cwd", str(build / "notebooks"),
                    "-p", "region", task.region, "-p", "school_year", task.school_year,
@@ -84,6 +89,8 @@ def phase_naive(args: argparse.Namespace) -> None:
                    "-p", "estimates_file", estimates,
                    "-p", "tables_dir", str(build / "tables")]
             subprocess.run(cmd, check=True, capture_output=True)
+            # The captions the notebook computed, into its cells (else nothing is numbered).
+            apply_output_text(build / "notebooks" / source.name)
         result = render(build / "reports" / f"{DOCUMENT}.qmd", formats=list(task.formats),
                         out_dir=build / "_render", prefer="builtin")
         publish(result.outputs, report_dir(root / "output", params))
@@ -101,7 +108,49 @@ def phase_batch(args: argparse.Namespace) -> None:
     failed = result.failed
     if failed:
         raise SystemExit(f"{len(failed)} report(s) failed: {failed[0].error}")
-    print(json.dumps({"done": result.count("done"), "cached": result.count("cached")}),
+    stages: dict[str, float] = {}
+    for r in result.results:
+        for stage, seconds in getattr(r, "stages", {}).items():
+            stages[stage] = round(stages.get(stage, 0.0) + seconds, 2)
+    print(json.dumps({"done": result.count("done"), "cached": result.count("cached"),
+                      "stage_seconds": stages}), file=sys.stderr)
+
+
+def phase_floor(args: argparse.Namespace) -> None:
+    """The pure work of the N reports, measured in one warm process: the package imported, the
+    data read and validated, one kernel started and warmed, and one report made untimed first
+    (lazy imports, memoised narrowing). Then every report's steps are timed: narrowing the
+    data, estimates, each notebook, rendering, workbook, audit, publishing."""
+    from evaluation.run.executors import Context, Job, render_task
+    from evaluation.run.manifest import fingerprint, shared_inputs
+    from evaluation.run.pipeline import KernelSession, cached_validate_dir
+
+    root, data = Path(args.root), Path(args.data).resolve()
+    tasks = _tasks(args)
+    started = time.perf_counter()
+    cached_validate_dir(data)
+    session = KernelSession(warm=True)
+    (getattr(session, "start", None) or session._start)()
+    params_dir = (CODE / "params").resolve()
+    ctx = Context(data, params_dir, (), root / "output", root / "build", "builtin")
+    warm_ctx = Context(data, params_dir, (), root / "warm-output", root / "warm-build", "builtin")
+    shared = shared_inputs(data, "builtin", ctx.sources)
+
+    def job(task, context=ctx):
+        return Job(task, context, fingerprint(task, shared))
+
+    render_task(job(tasks[0], warm_ctx), session, lambda _m: None)
+    warm_up = time.perf_counter() - started
+    per_report = []
+    for task in tasks:
+        t0 = time.perf_counter()
+        result = render_task(job(task), session, lambda _m: None)
+        per_report.append({"report": task.key, "seconds": round(time.perf_counter() - t0, 2),
+                           "stages": getattr(result, "stages", {})})
+    session.close()
+    total = sum(r["seconds"] for r in per_report)
+    print(json.dumps({"warm_up_s": round(warm_up, 1), "reports": per_report,
+                      "work_s": round(total, 2), "floor_s": round(total / args.workers, 2)}),
           file=sys.stderr)
 
 
@@ -127,13 +176,13 @@ def phase_kernels(args: argparse.Namespace) -> None:
     for task in tasks:
         build = report_dir(root / "estimates", task.params).resolve()
         build.mkdir(parents=True)
-        estimates[task.key] = compute_estimates(build, task.params, tables, REPO / "params")
+        estimates[task.key] = compute_estimates(build, task.params, tables, CODE / "params")
 
     def papermill_notebooks(build, params, est) -> None:
-        for source in sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        for source in sorted((CODE / "notebooks").glob("[0-9][0-9]-*.ipynb")):
             pm.execute_notebook(str(source), str(build / "notebooks" / source.name), parameters={
                 "region": params.region.id, "school_year": params.school_year,
-                "data_dir": str(data), "params_dir": str(REPO / "params"),
+                "data_dir": str(data), "params_dir": str(CODE / "params"),
                 "estimates_file": str(est), "municipality": params.municipality or "",
                 "tables_dir": str(build / "tables")}, cwd=str(build / "notebooks"),
                 progress_bar=False, log_output=False)
@@ -148,7 +197,7 @@ def phase_kernels(args: argparse.Namespace) -> None:
             if session is None:
                 papermill_notebooks(build, task.params, estimates[task.key])
             else:
-                execute_notebooks(build, task.params, data, [], REPO / "params", lambda _m: None,
+                execute_notebooks(build, task.params, data, [], CODE / "params", lambda _m: None,
                                   estimates[task.key], session)
         timings[mode] = round(time.perf_counter() - started, 1)
         if session is not None:
@@ -156,7 +205,8 @@ def phase_kernels(args: argparse.Namespace) -> None:
     print(json.dumps({"notebook_seconds": timings, "reports": len(tasks)}), file=sys.stderr)
 
 
-PHASES = {"naive": phase_naive, "batch": phase_batch, "kernels": phase_kernels}
+PHASES = {"naive": phase_naive, "batch": phase_batch, "kernels": phase_kernels,
+          "floor": phase_floor}
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -186,8 +236,10 @@ def measure(phase: str, args: argparse.Namespace, root: Path) -> dict:
            *[x for f in args.formats for x in ("--format", f)]]
     peak = [0]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    env = {**os.environ, "RENDER_BENCHMARK_CODE": str(CODE),
+           "PYTHONPATH": os.pathsep.join([str(CODE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, cwd=CODE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     stop = threading.Event()
 
     def sample() -> None:
@@ -226,11 +278,18 @@ def main() -> None:
                         help="instead: time only the notebooks, papermill against reused kernels")
     parser.add_argument("--data", help="data folder (default: the synthetic data, written once)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    parser.add_argument("--code", help="measure the package, notebooks and params of this checkout "
+                        "(e.g. a git worktree of an earlier commit; default: this one)")
+    parser.add_argument("--label", default="", help="suffix of the results file (e.g. before)")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.formats = args.formats or ["html", "pdf"]
-    sys.path.insert(0, str(REPO))
+    global CODE
+    if args.code:
+        CODE = Path(args.code).resolve()
+        os.environ["RENDER_BENCHMARK_CODE"] = str(CODE)
+    sys.path.insert(0, str(CODE))
 
     if args.phase:  # inside a measured process
         PHASES[args.phase](args)
@@ -254,6 +313,8 @@ def main() -> None:
         if not args.skip_naive:
             rows.append(measure("naive", args, work / "naive"))
             print(rows[-1], flush=True)
+        rows.append(measure("floor", args, work / "floor"))
+        print(rows[-1], flush=True)
         cold = measure("batch", args, work / "batch")
         rows.append({**cold, "phase": "batch cold"})
         print(rows[-1], flush=True)
@@ -263,11 +324,29 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    report(args, rows)
 
-    base = rows[0]["wall_s"] if not args.skip_naive else None
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CODE, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def report(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Print the phases, the floor with its breakdown per stage, and the two ratios; write the
+    JSON results."""
+    by = {r["phase"]: r for r in rows}
+    base = by["naive"]["wall_s"] if "naive" in by else None
+    floor = by["floor"]["detail"]
+    floor_s = floor["floor_s"]
+    cold_s = by["batch cold"]["wall_s"]
+    load = os.getloadavg()
     print(f"\n{args.reports} reports ({', '.join(args.formats)}), {args.workers} worker(s), "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; naive estimates: "
-          f"{args.naive_estimates}")
+          f"{os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+          f"naive estimates: {args.naive_estimates}; code {CODE} at {_commit()}")
     print(f"{'phase':<12} {'wall (s)':>9} {'peak tree RSS (MB)':>19} {'largest process (MB)':>21}"
           f" {'speed-up':>9}")
     for row in rows:
@@ -275,15 +354,41 @@ def main() -> None:
         row["speedup_vs_naive"] = round(base / row["wall_s"], 2) if base else None
         print(f"{row['phase']:<12} {row['wall_s']:>9.1f} {row['peak_tree_rss_mb']:>19} "
               f"{row['max_single_rss_mb']:>21} {ratio:>9}")
+    stages: dict[str, float] = {}
+    for rep in floor["reports"]:
+        for stage, sec in rep["stages"].items():
+            if not stage.startswith("notebook "):
+                stages[stage] = stages.get(stage, 0.0) + sec
+    notebooks: dict[str, float] = {}
+    for rep in floor["reports"]:
+        for stage, sec in rep["stages"].items():
+            if stage.startswith("notebook "):
+                notebooks[stage[9:]] = notebooks.get(stage[9:], 0.0) + sec
+    print(f"\nfloor: {floor['work_s']:.1f} s of pure work for {len(floor['reports'])} reports in "
+          f"one warm process / {args.workers} workers = {floor_s:.1f} s "
+          f"(warm-up, not counted: {floor['warm_up_s']:.1f} s)")
+    for rep in floor["reports"]:
+        print(f"  {rep['report']:<32} {rep['seconds']:6.1f} s")
+    print("  per stage, summed over the reports: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+    print("  notebooks: " + ", ".join(f"{k} {v:.1f}" for k, v in notebooks.items()))
+    print(f"batch cold / floor: {cold_s / floor_s:.2f}x (goal at most 1.5x)")
+    if base:
+        print(f"naive / batch cold: {base / cold_s:.1f}x (goal at least 10x)")
     results = RESULTS_DIR / (f"render_benchmark_{args.reports}reports_{args.workers}workers_"
-                             f"{'skip' if args.skip_naive else args.naive_estimates}.json")
+                             f"{'skip' if args.skip_naive else args.naive_estimates}"
+                             f"{'_' + args.label if args.label else ''}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps({
         "reports": args.reports, "formats": args.formats, "workers": args.workers,
         "cores": os.cpu_count(), "naive_estimates": args.naive_estimates,
-        "load_average_end": os.getloadavg(), "phases": rows,
+        "code": str(CODE), "commit": _commit(), "load_average_end": load, "phases": rows,
+        "floor_s": floor_s, "stage_seconds": stages, "notebook_seconds": notebooks,
+        "cold_over_floor": round(cold_s / floor_s, 2),
+        "naive_over_cold": round(base / cold_s, 2) if base else None,
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }, indent=2))
+    print(f"written: {results}")
 
 
 if __name__ == "__main__":

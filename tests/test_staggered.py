@@ -362,3 +362,67 @@ def test_cluster_changing_within_unit_is_rejected(small):
     bad = small.assign(school=np.arange(len(small)) % 3)
     with pytest.raises(StaggeredInputError, match="column 'school'.*changes over time"):
         att_gt(bad, *ARGS, cluster="school")
+
+
+# ---------------------------------------------------------------------------------------------
+# the cluster jackknife from one wide panel equals att_gt on every reduced panel
+# ---------------------------------------------------------------------------------------------
+
+def _loo_by_refitting(panel, cluster, control):
+    """What the jackknife did before: att_gt on a copy of the panel without each cluster."""
+    import warnings
+
+    key = cluster or "unit"
+    out = []
+    for label in pd.unique(panel[key]):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = att_gt(panel[panel[key] != label], "unit", "time", "cohort", "y",
+                             control=control, cluster=cluster)
+            out.append(res.simple["att"])
+        except (StaggeredInputError, ValueError, IndexError):
+            out.append(np.nan)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("control", ["never_treated", "not_yet_treated"])
+@pytest.mark.parametrize("cluster", [None, "school"])
+def test_leave_one_out_from_one_pivot_equals_refitting(control, cluster):
+    from evaluation.analysis.staggered import simple_att_leave_one_out
+
+    df = simulate_staggered()
+    # Edge cases: a unit treated from the first period (dropped), one whose start lies after the
+    # window (never treated within it), and a cohort with a single unit (leaving it out removes
+    # the cohort).
+    df.loc[df["unit"] == 0, "cohort"] = 1
+    df.loc[df["unit"] == 1, "cohort"] = 99
+    df.loc[df["unit"] == 2, "cohort"] = 2
+    labels, loo = simple_att_leave_one_out(df, "unit", "time", "cohort", "y", control, cluster)
+    expected = _loo_by_refitting(df, cluster, control)
+    assert list(labels) == list(pd.unique(df[cluster or "unit"]))
+    np.testing.assert_array_equal(np.isnan(loo), np.isnan(expected))
+    np.testing.assert_allclose(loo, expected, rtol=0, atol=1e-12)
+
+
+def test_leave_one_out_without_never_treated_units_equals_refitting():
+    from evaluation.analysis.staggered import simple_att_leave_one_out
+
+    df = simulate_staggered()
+    df = df[df["cohort"] > 0]           # every unit starts at some point: last cohort as control
+    labels, loo = simple_att_leave_one_out(df, "unit", "time", "cohort", "y", "not_yet_treated")
+    expected = _loo_by_refitting(df, None, "not_yet_treated")
+    np.testing.assert_allclose(loo, expected, rtol=0, atol=1e-12)
+    assert np.isfinite(loo).all()
+
+
+def test_leave_one_out_is_nan_where_the_reduced_panel_cannot_be_estimated():
+    from evaluation.analysis.staggered import simple_att_leave_one_out
+
+    df = simulate_staggered()
+    df = df[df["unit"].isin([0, 24, 25])]          # one pilot unit, two never treated
+    labels, loo = simple_att_leave_one_out(df, "unit", "time", "cohort", "y", "never_treated")
+    expected = _loo_by_refitting(df, None, "never_treated")
+    assert list(labels) == [0, 24, 25]
+    assert np.isnan(loo[0]) and np.isfinite(loo[1:]).all()
+    np.testing.assert_allclose(loo, expected, rtol=0, atol=1e-12)

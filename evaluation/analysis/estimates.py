@@ -19,7 +19,7 @@ from statsmodels.stats.multitest import multipletests
 from evaluation.analysis import comparisons, feasibility, methods
 from evaluation.analysis.blas import single_threaded_blas
 from evaluation.analysis.design import analysis_years, school_design
-from evaluation.analysis.indicators import analysis_frame
+from evaluation.analysis.indicators import analysis_frames
 from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params
 from evaluation.registry import INDICATORS, Indicator
@@ -231,11 +231,15 @@ def _estimate_all(tables: dict[str, pd.DataFrame], params: Params, params_dir: P
 
 
 def design_frames(tables: dict[str, pd.DataFrame], params: Params, params_dir: Path,
-                  indicators: list[str]) -> tuple[pd.DataFrame, list[str], dict[str, pd.DataFrame]]:
+                  indicators: list[str], records: dict[str, pd.DataFrame] | None = None
+                  ) -> tuple[pd.DataFrame, list[str], dict[str, pd.DataFrame]]:
+    """The schools' design, the analysed school years and per indicator its records with the
+    design columns. `records`: the indicators' `analysis_frames` of these tables, when already
+    made (they do not depend on the params)."""
     design = school_design(params, params_dir)
     years = analysis_years(params, design)
-    frames = {i: comparisons.with_design(analysis_frame(i, tables), design, params, years)
-              for i in indicators}
+    records = records if records is not None else analysis_frames(indicators, tables)
+    frames = {i: comparisons.with_design(records[i], design, params, years) for i in indicators}
     return design, years, frames
 
 

@@ -58,9 +58,16 @@ def _normal_result(beta: float, se: float, alpha: float) -> tuple[float, float, 
 
 def _by_school(v: np.ndarray, s_codes: np.ndarray, n_s: int) -> np.ndarray:
     """Column sums within each school: n x k -> n_s x k."""
-    v = v.reshape(len(s_codes), -1)
-    return np.column_stack([np.bincount(s_codes, weights=v[:, j], minlength=n_s)
-                            for j in range(v.shape[1])])
+    from scipy import sparse
+
+    n = len(s_codes)
+    v = v.reshape(n, -1)
+    if v.shape[1] == 1:
+        return np.bincount(s_codes, weights=v[:, 0], minlength=n_s)[:, None]
+    # One sparse product for all columns (hundreds at once in randomisation inference); it adds
+    # the records of a school in record order, as bincount does.
+    member = sparse.csr_matrix((np.ones(n), (s_codes, np.arange(n))), shape=(n_s, n))
+    return np.asarray(member @ v)
 
 
 def _demean(Z: np.ndarray, s_codes: np.ndarray, n_s: int) -> np.ndarray:

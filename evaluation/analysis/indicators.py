@@ -5,6 +5,8 @@ All group operations are vectorised (groupby on typed columns); nothing loops ov
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import pandas as pd
 
 from evaluation.data.datamodel import school_year_of
@@ -89,6 +91,16 @@ def extraction_date(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return pd.Timestamp(int(last[5:9]), 7, 31)
 
 
+def _once(memo: dict | None, key: str, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A piece several indicators' frames share, made once per `analysis_frames` call (callers
+    never change it in place)."""
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
 def _residence(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return tables["enrolments"][[*PUPIL_KEYS, "residence_municipality_code"]].rename(
         columns={"residence_municipality_code": "residence_code"})
@@ -102,24 +114,27 @@ def _exposure(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def event_rate_frame(events: pd.DataFrame, date_col: str,
-                     tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+                     tables: dict[str, pd.DataFrame], memo: dict | None = None) -> pd.DataFrame:
     """Events counted per school, municipality of residence and school year, with pupils as
     exposure; cells with pupils but no events count 0."""
     ev = events[["student_id", "school_id", date_col]].assign(
         school_year=school_year_of(events[date_col]))
-    ev = ev.merge(_residence(tables), on=PUPIL_KEYS, how="left")
+    ev = ev.merge(_once(memo, "residence", lambda: _residence(tables)), on=PUPIL_KEYS,
+                  how="left")
     counts = (ev.groupby(["school_id", "residence_code", "school_year"], observed=True).size()
               .rename("count").reset_index())
-    out = _exposure(tables).merge(counts, on=["school_id", "residence_code", "school_year"],
+    out = _once(memo, "exposure", lambda: _exposure(tables)).merge(counts, on=["school_id", "residence_code", "school_year"],
                                   how="left")
     out["count"] = out["count"].fillna(0).astype("int64")
     out.attrs["missing"] = int(ev["residence_code"].isna().sum())
     return out
 
 
-def _trajectory_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _trajectory_records(tables: dict[str, pd.DataFrame], memo: dict | None = None
+                        ) -> pd.DataFrame:
     t = tables["trajectories"].assign(school_year=lambda d: school_year_of(d["signal_date"]))
-    return t.merge(_residence(tables), on=PUPIL_KEYS, how="left")
+    return t.merge(_once(memo, "residence", lambda: _residence(tables)), on=PUPIL_KEYS,
+                   how="left")
 
 
 def _keep(frame: pd.DataFrame, ok: pd.Series, columns: list[str]) -> pd.DataFrame:
@@ -146,14 +161,24 @@ def rate_events(indicator_id: str, tables: dict[str, pd.DataFrame]) -> tuple[pd.
     return r[sel.to_numpy()], "referral_date"
 
 
-def analysis_frame(indicator_id: str, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The records of one indicator in its kind's shape (see above)."""
+def analysis_frames(indicator_ids: Iterable[str], tables: dict[str, pd.DataFrame]
+                    ) -> dict[str, pd.DataFrame]:
+    """`analysis_frame` of several indicators, with the pieces they share (pupils per cell,
+    trajectories with their pupils' residence) made once."""
+    memo: dict = {}
+    return {i: analysis_frame(i, tables, memo) for i in indicator_ids}
+
+
+def analysis_frame(indicator_id: str, tables: dict[str, pd.DataFrame],
+                   memo: dict | None = None) -> pd.DataFrame:
+    """The records of one indicator in its kind's shape (see above). `memo`: shared pieces, see
+    `analysis_frames`."""
     base = ["school_id", "residence_code", "school_year"]
     if indicator_id.endswith("_per_100"):
         events, date_col = rate_events(indicator_id, tables)
-        return event_rate_frame(events, date_col, tables)
+        return event_rate_frame(events, date_col, tables, memo)
 
-    t = _trajectory_records(tables)
+    t = _once(memo, "trajectories", lambda: _trajectory_records(tables, memo))
     end = extraction_date(tables)
     if indicator_id == "days_signal_to_help":
         t = t.assign(days=_days(t["start_date"], t["signal_date"]), event=1)
@@ -175,7 +200,8 @@ def analysis_frame(indicator_id: str, tables: dict[str, pd.DataFrame]) -> pd.Dat
         t = t.assign(success=t["school_informed"])
         return _keep(t, t["school_informed"].notna(), [*base, "success"])
     if indicator_id in ("parents_first_meeting_share", "days_to_consent"):
-        t = t.merge(tables["parent_involvement"], on="trajectory_id", how="left")
+        t = _once(memo, "trajectories+parents", lambda: t.merge(
+            tables["parent_involvement"], on="trajectory_id", how="left"))
         if indicator_id == "parents_first_meeting_share":
             t = t.assign(success=t["parents_at_first_meeting"])
             return _keep(t, t["parents_at_first_meeting"].notna(), [*base, "success"])

@@ -40,7 +40,6 @@ school effects; which inference each indicator kind gets is decided in `evaluati
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -307,25 +306,15 @@ def staggered_crv3(panel: pd.DataFrame, unit: str, time: str, cohort: str, outco
     NaN interval when leaving some cluster out makes the estimator undefined (e.g. the only
     control school), rather than a jackknife over the clusters that happen to work.
     """
-    from evaluation.analysis.staggered import StaggeredInputError, att_gt
+    from evaluation.analysis.staggered import att_gt, simple_att_leave_one_out
 
     full = att_gt(panel, unit, time, cohort, outcome, control=control, alpha=alpha,
                   cluster=cluster)
     key = cluster or unit
-    groups = pd.unique(panel[key])
-    G = len(groups)
+    G = len(pd.unique(panel[key]))
     if G < 2:
         raise ValueError(f"{key}: at least two clusters are needed")
-    loo = np.full(G, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for g, label in enumerate(groups):
-            try:
-                res = att_gt(panel[panel[key] != label], unit, time, cohort, outcome,
-                             control=control, alpha=alpha, cluster=cluster)
-            except (StaggeredInputError, ValueError, IndexError):
-                continue
-            loo[g] = res.simple["att"]
+    loo = simple_att_leave_one_out(panel, unit, time, cohort, outcome, control, cluster)[1]
     out = _jackknife_summary(float(full.simple["att"]), loo, alpha, G)
     out["method"] = ("groep-tijdeffecten (Callaway & Sant'Anna), cluster-jackknife (CRV3), "
                      "t-verdeling met G-1 vrijheidsgraden")

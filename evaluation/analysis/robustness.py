@@ -45,7 +45,8 @@ from scipy import stats
 
 from evaluation.analysis import comparisons, methods
 from evaluation.analysis.blas import single_threaded_blas
-from evaluation.analysis.estimates import _guarded, _its, design_frames
+from evaluation.analysis.estimates import EstimateSet, _guarded, _its, design_frames
+from evaluation.analysis.indicators import analysis_frames
 from evaluation.analysis.statistics import Estimate
 from evaluation.params import DEFAULT_PARAMS_DIR, Params, load_params
 from evaluation.registry import INDICATORS, PRIMARY
@@ -171,39 +172,78 @@ def _specs(params: Params, design: pd.DataFrame, main_overrides: tuple[str, ...]
 def robustness(tables: dict[str, pd.DataFrame], region: str, school_year: str,
                params_dir: Path = DEFAULT_PARAMS_DIR, base_overrides: tuple[str, ...] = (),
                municipality: str | None = None,
-               indicators: tuple[str, ...] | list[str] = PRIMARY) -> pd.DataFrame:
+               indicators: tuple[str, ...] | list[str] = PRIMARY,
+               estimates: EstimateSet | None = None) -> pd.DataFrame:
     """One row per (indicator, specification): the main analysis, the other estimators and every
     declared alternative (see the module docstring), with `holds`: same direction as the main
-    difference-in-differences and p < alpha. Columns: `COLUMNS`."""
+    difference-in-differences and p < alpha. Columns: `COLUMNS`.
+
+    `estimates`: the report's own estimates for the same params; the main analysis and the other
+    estimators are then taken from them instead of being fitted a second time (same functions,
+    same data: the same numbers, tested)."""
     with single_threaded_blas():
         return _robustness(tables, region, school_year, params_dir, tuple(base_overrides),
-                           municipality, list(indicators))
+                           municipality, list(indicators), estimates)
+
+
+def _reused(es: EstimateSet | None, params: Params, ids: list[str]) -> EstimateSet | None:
+    """The report's estimates when they were made with these params for every indicator."""
+    if es is None or es.params.model_dump_json() != params.model_dump_json():
+        return None
+    return es if set(ids) <= set(es.table["indicator"]) else None
+
+
+def _from_table(es: EstimateSet, ind_id: str, comparison: str) -> Estimate | None:
+    rows = es.table[(es.table["indicator"] == ind_id) & (es.table["comparison"] == comparison)]
+    if rows.empty:  # the report has no such estimate: the comparison returned nothing
+        return None
+    r = rows.iloc[0]
+    return Estimate(ind_id, comparison, str(r["method"]), str(r["unit"]), float(r["estimate"]),
+                    float(r["ci_low"]), float(r["ci_high"]), float(r["p_value"]), n=int(r["n"]),
+                    n_clusters=None if pd.isna(r["n_clusters"]) else int(r["n_clusters"]),
+                    note="" if pd.isna(r["note"]) else str(r["note"]))
 
 
 def _robustness(tables: dict[str, pd.DataFrame], region: str, school_year: str,
                 params_dir: Path, base_overrides: tuple[str, ...], municipality: str | None,
-                ids: list[str]) -> pd.DataFrame:
+                ids: list[str], estimates: EstimateSet | None = None) -> pd.DataFrame:
     params = load_params(region, school_year, base_overrides, params_dir, municipality)
-    design, years, frames = design_frames(tables, params, params_dir, ids)
+    es = _reused(estimates, params, ids)
+    if es is not None:
+        design, years, frames = es.design, es.years, es.data
+    else:
+        design, years, frames = design_frames(tables, params, params_dir, ids)
     rows: list[dict] = []
 
     # The main analysis and the other estimators, as the report computes them.
     for ind_id in ids:
         ind, data = INDICATORS[ind_id], frames[ind_id]
-        rows.append(_row(_did(ind_id, data, params), MAIN_LABEL, MAIN, ind_id))
-        rows.append(_row(_guarded(lambda ind=ind, data=data: comparisons.event_study(
-            ind, data, params), ind, methods.EVENT_STUDY, data, params),
-            methods.EVENT_STUDY, FAMILIES["estimator"], ind_id))
-        if ind.kind == "rate":
+        if es is not None and (data["treated"] == 1).any():
+            rows.append(_row(_from_table(es, ind_id, methods.DID), MAIN_LABEL, MAIN, ind_id))
+        else:
+            rows.append(_row(_did(ind_id, data, params), MAIN_LABEL, MAIN, ind_id))
+        if es is not None:
+            rows.append(_row(_from_table(es, ind_id, methods.EVENT_STUDY), methods.EVENT_STUDY,
+                             FAMILIES["estimator"], ind_id))
+        else:
+            rows.append(_row(_guarded(lambda ind=ind, data=data: comparisons.event_study(
+                ind, data, params), ind, methods.EVENT_STUDY, data, params),
+                methods.EVENT_STUDY, FAMILIES["estimator"], ind_id))
+        if ind.kind == "rate" and es is not None:
+            rows.append(_row(_from_table(es, ind_id, methods.ITS), methods.ITS,
+                             FAMILIES["estimator"], ind_id))
+        elif ind.kind == "rate":
             rows.append(_row(_guarded(lambda ind=ind, data=data: _its(
                 ind, tables, design, params, years), ind, methods.ITS, data, params),
                 methods.ITS, FAMILIES["estimator"], ind_id))
 
     # The alternatives: the difference-in-differences only.
+    records: dict[str, pd.DataFrame] | None = None  # the params-free records, made once
     for spec in _specs(params, design, base_overrides, municipality):
         if spec.overrides:
             p = load_params(region, school_year, spec.overrides, params_dir, municipality)
-            spec_frames = design_frames(tables, p, params_dir, ids)[2]
+            records = records if records is not None else analysis_frames(ids, tables)
+            spec_frames = design_frames(tables, p, params_dir, ids, records)[2]
         else:
             p, spec_frames = params, frames
         p = _fewer_draws(p)

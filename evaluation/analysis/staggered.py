@@ -221,21 +221,34 @@ def _prepare(panel: pd.DataFrame, unit: str, time: str, cohort: str, outcome: st
     if control not in CONTROLS:
         raise StaggeredInputError(f"control: expected one of {CONTROLS}, got {control!r}")
     df = _validate(panel, unit, time, cohort, outcome, cluster)
+    return _recode(*_pivot(df, unit, time, cohort, outcome, cluster), cohort, control)
+
+
+def _pivot(df: pd.DataFrame, unit: str, time: str, cohort: str, outcome: str,
+           cluster: str | None) -> tuple[np.ndarray, ...]:
+    """The validated long panel (sorted by unit, then time) as wide arrays: outcomes, periods,
+    and per unit its cohort, id and cluster."""
     times = np.sort(df[time].unique())
     n_t = len(times)
     y = df[outcome].to_numpy(dtype=float).reshape(-1, n_t)   # sorted by unit, then time
     first = df.iloc[::n_t]
-    g = first[cohort].to_numpy(dtype=np.int64).copy()
+    g = first[cohort].to_numpy(dtype=np.int64)
     units = first[unit].to_numpy()
     clusters = first[cluster].to_numpy() if cluster else None
+    return y, times, g, units, clusters
 
+
+def _recode(y: np.ndarray, times: np.ndarray, g: np.ndarray, units: np.ndarray,
+            clusters: np.ndarray | None, cohort: str, control: str) -> _Panel:
+    """`did`'s recodings of the wide panel (of all units, or of the units a jackknife keeps)."""
+    g = g.copy()
     # As in did: a start after the window is "never treated" within it, and units treated from
     # the first period on have no untreated period to difference from, so they are dropped.
     g[g > times[-1]] = 0
     always = (g > 0) & (g <= times[0])
     if always.any():
         warnings.warn(f"column '{cohort}': dropped {int(always.sum())} units already treated in "
-                      f"the first period {int(times[0])} (no pre-treatment period)", stacklevel=3)
+                      f"the first period {int(times[0])} (no pre-treatment period)", stacklevel=4)
         keep = ~always
         y, g, units = y[keep], g[keep], units[keep]
         clusters = clusters[keep] if clusters is not None else None
@@ -258,6 +271,54 @@ def _prepare(panel: pd.DataFrame, unit: str, time: str, cohort: str, outcome: st
         codes, uniq = pd.factorize(clusters, sort=True)
         return _Panel(y, times, g, codes.astype(np.int64), len(uniq), units)
     return _Panel(y, times, g, None, len(g), units)
+
+
+def simple_att_leave_one_out(panel: pd.DataFrame, unit: str, time: str, cohort: str,
+                             outcome: str, control: str = "not_yet_treated",
+                             cluster: str | None = None, base_period: str = "varying"
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters (or units) in order of appearance and, for each, `att_gt(...).simple["att"]`
+    of the panel without it (NaN where that panel cannot be estimated): what a cluster jackknife
+    needs, from one validated wide panel instead of validating and pivoting a copy per cluster.
+    The same rows and arithmetic as `att_gt` on the reduced panel, so the same numbers."""
+    if control not in CONTROLS:
+        raise StaggeredInputError(f"control: expected one of {CONTROLS}, got {control!r}")
+    key = cluster or unit
+    labels = pd.unique(panel[key])
+    y, times, g, units, clusters = _pivot(_validate(panel, unit, time, cohort, outcome, cluster),
+                                          unit, time, cohort, outcome, cluster)
+    of_unit = clusters if cluster else units
+    out = np.full(len(labels), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, label in enumerate(labels):
+            keep = of_unit != label
+            if not keep.any():
+                continue
+            try:
+                p = _recode(y[keep], times, g[keep], units[keep],
+                            None if clusters is None else clusters[keep], cohort, control)
+                out[i] = _simple_att(p, control, base_period)
+            except (StaggeredInputError, ValueError, IndexError):
+                continue
+    return labels, out
+
+
+def _simple_att(p: _Panel, control: str, base_period: str) -> float:
+    """`att_gt`'s "simple" aggregation without its influence functions; ValueError where
+    `att_gt` fails for want of a post-treatment cell."""
+    cells = _cells_for(p, control, base_period)
+    att = _gt_influence(p, cells, control)[0]
+    g_cell = np.array([c[0] for c in cells], dtype=np.int64)
+    post = np.array([c[3] for c in cells], dtype=bool)
+    cohorts = np.unique(g_cell)
+    pg = np.array([(p.cohort == c).mean() for c in cohorts])
+    pg_cell = pg[np.searchsorted(cohorts, g_cell)]
+    keep = np.flatnonzero(post & np.isfinite(att))
+    if not len(keep):
+        raise ValueError("no post-treatment cell")
+    w = pg_cell[keep] / pg_cell[keep].sum()
+    return float(w @ att[keep])
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class TaskResult:
     renderer: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     worker: str = ""
+    stages: dict[str, float] = field(default_factory=dict)  # wall time per step of the report
 
 
 class TaskFailed(RuntimeError):
@@ -106,6 +107,7 @@ def render_task(job: Job, session: KernelSession, log: Callable[[str], None]) ->
     params = task.params or load_params(task.region, task.school_year, list(ctx.overrides),
                                         ctx.params_dir, task.municipality)
     tables = cached_report_data(ctx.data_dir, params).tables
+    data_seconds = time.time() - started
     built = build_report(params, ctx.data_dir, tables, ctx.overrides, ctx.params_dir,
                          task.formats, ctx.build_root, ctx.renderer, log, session, ctx.sources)
     out_dir = ctx.output_root / task.key
@@ -116,7 +118,8 @@ def render_task(job: Job, session: KernelSession, log: Callable[[str], None]) ->
     seconds = time.time() - started
     write_manifest(task, job.fingerprint, out_dir, placed, built.renderer, seconds)
     return TaskResult(task.key, task.label, "done", seconds, renderer=built.renderer,
-                      outputs={k: str(v) for k, v in placed.items()})
+                      outputs={k: str(v) for k, v in placed.items()},
+                      stages={"data": round(data_seconds, 3), **built.seconds})
 
 
 def run_task(job: Job) -> TaskResult:

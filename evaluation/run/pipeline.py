@@ -236,7 +236,8 @@ class KernelSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start (and warm) the kernel now rather than at the first notebook."""
         from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
         from nbclient.util import run_sync
@@ -282,10 +283,12 @@ class KernelSession:
         nb = parameterize_notebook(load_notebook_node(str(source)), parameters,
                                    kernel_name=self.kernel_name, language="python")
         if self._client is None:
-            self._start()
-        self._hidden("get_ipython().reset(new_session=True)\n"
-                     "import os as _os, matplotlib.pyplot as _plt\n"
-                     f"_os.chdir({str(cwd)!r}); _plt.close('all'); del _os, _plt")
+            self.start()
+        # chdir first: the previous notebook's folder may be gone (a report made again), and
+        # IPython's reset asks for the current directory.
+        self._hidden(f"import os as _os; _os.chdir({str(cwd)!r}); del _os\n"
+                     "get_ipython().reset(new_session=True)\n"
+                     "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt")
         self._client.nb = nb
         try:
             self._client.execute()
@@ -350,18 +353,21 @@ def compute_estimates(build: Path, params: Params, tables: dict, params_dir: Pat
 def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Sequence[str],
                       params_dir: Path, log: Callable[[str], None],
                       estimates_file: Path | None = None, session: KernelSession | None = None,
-                      sources: Sources = DEFAULT_SOURCES) -> list[Path]:
+                      sources: Sources = DEFAULT_SOURCES,
+                      seconds: dict[str, float] | None = None) -> list[Path]:
     """Execute every notebook of the report in `session` (or in a kernel of its own), in order;
-    also record the order of the tables they keep for the Excel workbook."""
+    also record the order of the tables they keep for the Excel workbook, and in `seconds` the
+    wall time of each notebook."""
     if session is None:
         with KernelSession(log_file=build / "kernel.log") as own:
             return execute_notebooks(build, params, data_dir, overrides, params_dir, log,
-                                     estimates_file, own, sources)
+                                     estimates_file, own, sources, seconds)
     tables_dir = build / "tables"
     order: list[str] = []
     done = []
     for source in sources.notebooks():
         log(f"  notebook {source.name}")
+        started = time.perf_counter()
         target = build / "notebooks" / source.name
         session.execute(source, target, {
             "region": params.region.id,
@@ -378,6 +384,8 @@ def execute_notebooks(build: Path, params: Params, data_dir: Path, overrides: Se
                and p.name != TABLE_ORDER_FILE] if tables_dir.is_dir() else []
         order += [p.stem for p in sorted(new, key=lambda p: (p.stat().st_mtime_ns, p.name))]
         done.append(target)
+        if seconds is not None:
+            seconds[source.stem] = round(time.perf_counter() - started, 3)
     if order:
         (tables_dir / TABLE_ORDER_FILE).write_text(json.dumps(order), encoding="utf-8")
     return done
@@ -392,6 +400,7 @@ class BuiltReport:
     renderer: str
     outputs: dict[str, Path]  # "html" / "pdf" / "xlsx" -> file in the build dir
     notebooks: list[Path]
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
 
 def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequence[str],
@@ -403,27 +412,44 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
     from evaluation.report.rendering import RenderError, render
     from evaluation.report.workbook import write_workbook
 
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(seconds.get(stage, 0.0) + now - clock, 3)
+        clock = now
+
     build = report_dir(build_root, params).resolve()
     prepare_build_dir(build, params, sources, data_dir)
     log(f"report {params.region.id} {params.municipality_name or ''} {params.school_year}: "
         f"executing notebooks in {build}")
     log("  estimates")
+    lap("prepare")
     estimates_file = compute_estimates(build, params, tables, params_dir)
+    lap("estimates")
+    per_notebook: dict[str, float] = {}
     executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
-                                 estimates_file, session, sources)
+                                 estimates_file, session, sources, per_notebook)
+    lap("notebooks")
+    seconds.update({f"notebook {k}": v for k, v in per_notebook.items()})
     log("  rendering")
     try:
         result = render(build / "reports" / f"{DOCUMENT}.qmd", formats=list(formats),
                         out_dir=build / "_render", prefer=renderer)
     except RenderError as exc:
         raise PipelineError(f"rendering failed: {exc}") from None
+    lap("render")
     outputs = dict(result.outputs)
     outputs["xlsx"] = write_workbook(build / "tables", estimates_file,
                                      build / "_render" / OUTPUT_NAMES["xlsx"], params,
                                      document=build / "reports" / f"{DOCUMENT}.qmd")
+    lap("workbook")
     log("  audit")
     audit_outputs(outputs, Path(data_dir), params)
-    return BuiltReport(params, build, result.renderer, outputs, executed)
+    lap("audit")
+    return BuiltReport(params, build, result.renderer, outputs, executed, seconds)
 
 
 def audit_outputs(outputs: dict[str, Path], data_dir: Path, params: Params) -> None:
