@@ -498,3 +498,54 @@ def test_dask_executor_on_a_small_national_set_equals_local(national_set, tmp_pa
                 for out in ("local", "dask")]
         found = [figures.findall(body.search(h).group()) for h in html]
         assert found[0] == found[1] and len(found[0]) > 20
+
+
+# --- shared work and order within a batch ------------------------------------------------------
+
+def test_longest_reports_go_first(params_dir, tmp_path):
+    from evaluation.run.batch import longest_first
+    from evaluation.run.executors import Context, Job
+
+    tasks = [t for t in plan("2014-2015", params_dir) if t.params.region.id == "lekstroom"]
+    tasks = [t for t in tasks if t.school_year == "2014-2015"]
+    ctx = Context(tmp_path, params_dir, (), tmp_path / "out", tmp_path / "build", "builtin")
+    jobs = [Job(t, ctx, {}) for t in reversed(tasks)]
+    # Without history: the region's report first, then municipalities with more schools.
+    order = [j.task for j in longest_first(jobs, tmp_path / "out")]
+    assert order[0].municipality is None
+    own = [sum(s.municipality == t.params.municipality for s in t.params.region.schools)
+           for t in order[1:]]
+    assert own == sorted(own, reverse=True)
+    # With history: the longest last render first, unknown ones before known ones.
+    slow, fast = order[-1], order[1]
+    for task, seconds in ((slow, 90.0), (fast, 5.0)):
+        (tmp_path / "out" / task.key).mkdir(parents=True)
+        write_manifest(task, {}, tmp_path / "out" / task.key, {}, "builtin", seconds)
+    again = [j.task.key for j in longest_first(jobs, tmp_path / "out")]
+    assert again[-2:] == [slow.key, fast.key]
+    assert again[0] == order[0].key
+
+
+def test_a_batch_validates_once_and_its_workers_read_that(synthetic_dir, tmp_path, monkeypatch):
+    import os
+
+    from evaluation.data import validation
+    from evaluation.run import pipeline
+
+    expected = validation.validate_dir(synthetic_dir)
+    with pipeline.sharing_validated(synthetic_dir, tmp_path / "build") as path:
+        assert path.is_file()
+        assert os.environ[pipeline.SHARED_VALIDATION_ENV] == str(path.parent)
+        # A worker or kernel (a fresh memo) reads the file and never validates.
+        pipeline._MEMO.clear()
+        monkeypatch.setattr(validation, "validate_dir", lambda _d: pytest.fail("validated"))
+        got = pipeline.cached_validate_dir(synthetic_dir)
+        for name, frame in expected.tables.items():
+            pd.testing.assert_frame_equal(got.tables[name], frame)
+        pd.testing.assert_frame_equal(got.problems, expected.problems)
+    assert pipeline.SHARED_VALIDATION_ENV not in os.environ
+    # The next batch writes its own file: none is reused across runs.
+    monkeypatch.undo()
+    pipeline._MEMO.clear()
+    with pipeline.sharing_validated(synthetic_dir, tmp_path / "build") as again:
+        assert again == path and len(list(path.parent.glob("*.pickle"))) == 1

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from speed_reference import REFERENCE, compare, outputs, validated_synthetic
 
 PARAMS = Path(__file__).resolve().parents[1] / "params"
@@ -42,3 +41,28 @@ def test_the_comparison_would_see_a_changed_number(tables, expected):
     row = changed["lekstroom/-/2014-2015"]["estimates"][0]
     row["estimate"] = row["estimate"] * (1 + 1e-8)
     assert compare(expected, changed)
+
+
+def test_ols_points_from_cells_equal_the_records_path_and_one_fit_per_column():
+    import numpy as np
+
+    from evaluation.analysis import fixed_effects as fe
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    school = rng.integers(0, 12, n)
+    year = rng.integers(0, 4, n)
+    y = rng.normal(size=n) + 0.1 * school + 0.2 * year
+    starts = rng.choice([1, 2, 3, 99], size=(12, 40))
+    starts[:, 0] = 99                                  # nobody treated: not identified
+    T = (year[:, None] >= starts[school]).astype(float)
+    cells = fe.ols_points(y, T, school, year)
+    assert np.isnan(cells[0]) and np.isfinite(cells[1:]).all()
+    one = np.array([fe.ols_point(y, T[:, j], school, year) for j in range(1, 40)])
+    np.testing.assert_allclose(cells[1:], one, rtol=1e-10)
+    # A column that varies within a cell takes the records path: same coefficients there.
+    mixed = T.copy()
+    mixed[0, 1] = 1 - mixed[0, 1]
+    records = fe.ols_points(y, mixed, school, year)
+    np.testing.assert_allclose(records[2:], cells[2:], rtol=1e-10)
+    assert records[1] == pytest.approx(fe.ols_point(y, mixed[:, 1], school, year), rel=1e-10)

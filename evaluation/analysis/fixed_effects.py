@@ -362,20 +362,63 @@ def ols_points(y: np.ndarray, treated: np.ndarray, school: np.ndarray, year: np.
     """`ols_point` for many treatment columns at once (`treated`: records x assignments), as
     randomisation inference needs: by Frisch-Waugh-Lovell the coefficient is t'y~ / |t~|^2, with
     y~ the outcome with school and year effects removed and t~ the column with the same removed;
-    NaN where a column is not identified."""
+    NaN where a column is not identified.
+
+    Where every column is constant within each school-year cell (randomisation reassigns whole
+    schools), all regressors are, and the same coefficients follow from the cells alone:
+    weighted least squares on the cell means with the cell sizes as weights has the same
+    residuals on cell-constant columns, and the outcome's variation within cells is orthogonal
+    to them. A few dozen cells then replace thousands of records."""
     s_codes, s_uniq = pd.factorize(pd.Series(np.asarray(school)), sort=True)
     y_codes, y_uniq = pd.factorize(pd.Series(np.asarray(year)).astype(str), sort=True)
     n_s = len(s_uniq)
+    T = np.asarray(treated, dtype=float)
+    if T.ndim == 1:
+        T = T[:, None]
+    cell = s_codes.astype(np.int64) * len(y_uniq) + y_codes
+    _, first, inverse = np.unique(cell, return_index=True, return_inverse=True)
+    if len(first) < len(cell) and np.array_equal(T[first][inverse], T):
+        return _ols_points_cells(np.asarray(y, dtype=float), T, s_codes[first], y_codes[first],
+                                 inverse, n_s, len(y_uniq))
     Z = _demean(_dummies(y_codes, len(y_uniq)), s_codes, n_s)
     u, sv, _ = np.linalg.svd(Z, full_matrices=False)
     Q = u[:, sv > 1e-10 * max(sv.max(initial=0.0), 1.0)]  # basis of the demeaned years
     yc = _demean(np.asarray(y, dtype=float)[:, None], s_codes, n_s)[:, 0]
     yc = yc - Q @ (Q.T @ yc)
-    T = _demean(np.asarray(treated, dtype=float), s_codes, n_s)
-    norm = np.einsum("ij,ij->j", T, T) - np.einsum("ij,ij->j", Q.T @ T, Q.T @ T)
-    scale = np.maximum(np.einsum("ij,ij->j", treated, treated).astype(float), 1.0)
+    Tc = _demean(T, s_codes, n_s)
+    norm = np.einsum("ij,ij->j", Tc, Tc) - np.einsum("ij,ij->j", Q.T @ Tc, Q.T @ Tc)
+    scale = np.maximum(np.einsum("ij,ij->j", T, T), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 1e-7 * scale, (treated.T.astype(float) @ yc) / norm, np.nan)
+        return np.where(norm > 1e-7 * scale, (T.T @ yc) / norm, np.nan)
+
+
+def _ols_points_cells(y: np.ndarray, T: np.ndarray, cell_school: np.ndarray,
+                      cell_year: np.ndarray, inverse: np.ndarray, n_s: int, n_y: int
+                      ) -> np.ndarray:
+    """`ols_points` from the school-year cells (see there): in the space scaled by the root of
+    the cell sizes, weighted least squares is ordinary least squares."""
+    n = np.bincount(inverse).astype(float)
+    root = np.sqrt(n)
+    ybar = np.bincount(inverse, weights=y) / n
+    tau = T[np.unique(inverse, return_index=True)[1]]            # cells x assignments
+
+    member = (cell_school[None, :] == np.arange(n_s)[:, None]) * n[None, :]  # schools x cells
+    size = np.maximum(member.sum(axis=1), 1e-300)
+
+    def demeaned(v: np.ndarray) -> np.ndarray:                   # school means weighted by n
+        v = v.reshape(len(n), -1)
+        return root[:, None] * (v - (member @ v / size[:, None])[cell_school])
+
+    Z = demeaned(_dummies(cell_year, n_y))
+    u, sv, _ = np.linalg.svd(Z, full_matrices=False)
+    Q = u[:, sv > 1e-10 * max(sv.max(initial=0.0), 1.0)]
+    yc = demeaned(ybar)[:, 0]
+    yc = yc - Q @ (Q.T @ yc)
+    Tc = demeaned(tau)
+    norm = np.einsum("ij,ij->j", Tc, Tc) - np.einsum("ij,ij->j", Q.T @ Tc, Q.T @ Tc)
+    scale = np.maximum(n @ np.square(tau), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 1e-7 * scale, ((root[:, None] * tau).T @ yc) / norm, np.nan)
 
 
 def ols_point(y: np.ndarray, treated: np.ndarray, school: np.ndarray,

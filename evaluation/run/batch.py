@@ -37,10 +37,17 @@ from evaluation.params import (
     load_synthetic,
 )
 from evaluation.run.executors import EXECUTORS, Context, Event, ExecOptions, Job, TaskResult
-from evaluation.run.manifest import fingerprint, is_current, package_hash, shared_inputs
+from evaluation.run.manifest import (
+    fingerprint,
+    is_current,
+    package_hash,
+    read_manifest,
+    shared_inputs,
+)
 from evaluation.run.pipeline import (
     PipelineError,
     cached_validate_dir,
+    sharing_validated,
     write_synthetic,
 )
 from evaluation.run.plan import Task, _cached_last_school_year, last_school_year, plan
@@ -106,6 +113,26 @@ def ensure_synthetic(build_root: Path, overrides: Sequence[str], params_dir: Pat
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def longest_first(jobs: list[Job], output_root: Path) -> list[Job]:
+    """The jobs in the order a pool finishes soonest: the longest first (the time of the last
+    render, from its manifest), so that no long report starts last while the other workers
+    idle. Without a last time a report counts as long: a region's (more schools, more
+    comparisons) before a municipality's, and among municipalities the one with more of the
+    region's schools; otherwise the plan's order."""
+    def expected(job: Job) -> tuple[float, float]:
+        manifest = read_manifest(output_root / job.task.key) or {}
+        seconds = manifest.get("seconds")
+        if isinstance(seconds, int | float) and seconds > 0:
+            return (0.0, -float(seconds))
+        params = job.task.params
+        if params is None or params.municipality is None:
+            return (-2.0, 0.0)
+        own = sum(s.municipality == params.municipality for s in params.region.schools)
+        return (-1.0, -float(own))
+
+    return sorted(jobs, key=expected)  # stable: ties keep the plan's order
 
 
 class _Display:
@@ -212,7 +239,12 @@ def render_all(
             except DataSetError as exc:
                 raise PipelineError(str(exc)) from None
             n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-            with _Display(len(tasks), len(results), console, progress) as display:
+            jobs = longest_first(jobs, output_root)
+            # The workers (and their kernels) read the validated data instead of validating
+            # it again (not on a cluster: its workers may not see this build folder).
+            sharing = (sharing_validated(data, build_root) if executor == "local"
+                       else contextlib.nullcontext())
+            with sharing, _Display(len(tasks), len(results), console, progress) as display:
                 results += EXECUTORS[executor](jobs, ExecOptions(n, scheduler), display)
         index = write_index(output_root)
     order = {t.key: i for i, t in enumerate(tasks)}

@@ -16,14 +16,17 @@ namespace is reset before each notebook, so that a notebook never sees another's
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -147,11 +150,61 @@ def _dir_signature(data_dir: Path) -> tuple:
     return (str(data_dir), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 
-def cached_validate_dir(data_dir: Path):
-    """`validation.validate_dir`, read once per process for unchanged files (a deep copy)."""
+SHARED_VALIDATION_ENV = "EVALUATION_SHARED_VALIDATION"
+
+
+def _shared_file(data_dir: Path, folder: Path) -> Path:
+    key = hashlib.sha256(repr(_dir_signature(data_dir)).encode()).hexdigest()[:32]
+    return Path(folder) / f"{key}.pickle"
+
+
+@contextlib.contextmanager
+def sharing_validated(data_dir: Path, build_root: Path) -> Iterator[Path]:
+    """While open, the processes started from this one (a batch's workers and their kernels)
+    read the data as this process validated it, from a file in the build folder, instead of
+    each validating it again: one validation per batch. The file is written afresh by every
+    batch (never reused across runs, so never stale) and found by the data files' signature."""
+    folder = Path(build_root) / ".validated"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.pickle"):
+        old.unlink(missing_ok=True)
+    path = _shared_file(data_dir, folder)
+    result = _memo(("validate", *_dir_signature(data_dir)),
+                   lambda: _validated(Path(data_dir)))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    saved = os.environ.get(SHARED_VALIDATION_ENV)
+    os.environ[SHARED_VALIDATION_ENV] = str(folder)
+    try:
+        yield path
+    finally:
+        if saved is None:
+            os.environ.pop(SHARED_VALIDATION_ENV, None)
+        else:
+            os.environ[SHARED_VALIDATION_ENV] = saved
+
+
+def _validated(data_dir: Path):
+    """The validated data: from the batch's shared file when there is one for these files,
+    else validated here."""
     from evaluation.data.validation import validate_dir
 
-    result = _memo(("validate", *_dir_signature(data_dir)), lambda: validate_dir(Path(data_dir)))
+    folder = os.environ.get(SHARED_VALIDATION_ENV)
+    if folder:
+        path = _shared_file(data_dir, Path(folder))
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass  # not shared (or unreadable): validate here
+    return validate_dir(Path(data_dir))
+
+
+def cached_validate_dir(data_dir: Path):
+    """`validation.validate_dir`, read once per process for unchanged files (a deep copy)."""
+    result = _memo(("validate", *_dir_signature(data_dir)), lambda: _validated(Path(data_dir)))
     return copy.deepcopy(result)
 
 
@@ -160,13 +213,12 @@ def cached_report_data(data_dir: Path, params: Params):
     the data set is validated once, narrowed per report, and a copy of the narrowed (small)
     result handed out."""
     from evaluation.analysis.design import candidate_schools
-    from evaluation.data.validation import validate_dir
 
     signature = _dir_signature(data_dir)
     schools = frozenset(candidate_schools(params))
 
     def narrowed():
-        whole = _memo(("validate", *signature), lambda: validate_dir(Path(data_dir)))
+        whole = _memo(("validate", *signature), lambda: _validated(Path(data_dir)))
         return whole.for_schools(schools)
 
     return copy.deepcopy(_memo(("report-data", schools, *signature), narrowed))
