@@ -281,6 +281,7 @@ class KernelSession:
         self._km = None
         self._client = None
         self._log = None
+        self._warming: str | None = None  # msg id of a warm-up still running in the kernel
 
     def __enter__(self) -> KernelSession:
         return self
@@ -288,8 +289,14 @@ class KernelSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> None:
-        """Start (and warm) the kernel now rather than at the first notebook."""
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    def start(self, wait: bool = True) -> None:
+        """Start (and warm) the kernel now rather than at the first notebook. With `wait=False`
+        the warm-up runs in the kernel while this process goes on (a report computes its
+        estimates meanwhile: on two cores the two overlap); the first notebook waits for it."""
         from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
         from nbclient.util import run_sync
@@ -310,11 +317,39 @@ class KernelSession:
         client.start_new_kernel_client()
         self._client = client
         if self.warm:
-            self._hidden("from evaluation.run.pipeline import warm_kernel as _w; _w(); del _w")
+            code = "from evaluation.run.pipeline import warm_kernel as _w; _w(); del _w"
+            if wait:
+                self._hidden(code)
+            else:
+                self._warming = client.kc.execute(code, silent=True, store_history=False,
+                                                  allow_stdin=False)
+
+    def _warmed(self) -> None:
+        """Wait for a warm-up started with `start(wait=False)`; its outputs are left unread
+        (every later request reads only the messages that answer it)."""
+        from nbclient.util import run_sync
+
+        msg_id, self._warming = self._warming, None
+        if msg_id is None:
+            return
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PipelineError(f"the kernel did not finish its set-up within {self.timeout} s")
+            reply = run_sync(self._client.kc.get_shell_msg)(timeout=remaining)
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise PipelineError(f"the kernel could not run its set-up code: "
+                                f"{content.get('ename')}: {content.get('evalue')}")
 
     def _hidden(self, code: str) -> None:
         """Run code in the kernel without recording it in any notebook."""
         from nbclient.util import run_sync
+
+        self._warmed()
 
         reply = run_sync(self._client.kc.execute_interactive)(
             code, silent=True, store_history=False, allow_stdin=False, timeout=self.timeout,
@@ -373,7 +408,7 @@ class KernelSession:
                 pass
         if self._log is not None:
             self._log.close()
-        self._km = self._client = self._log = None
+        self._km = self._client = self._log = self._warming = None
 
 
 def prepare_build_dir(build: Path, params: Params, sources: Sources = DEFAULT_SOURCES,
@@ -477,13 +512,22 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
     prepare_build_dir(build, params, sources, data_dir)
     log(f"report {params.region.id} {params.municipality_name or ''} {params.school_year}: "
         f"executing notebooks in {build}")
-    log("  estimates")
-    lap("prepare")
-    estimates_file = compute_estimates(build, params, tables, params_dir)
-    lap("estimates")
-    per_notebook: dict[str, float] = {}
-    executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
-                                 estimates_file, session, sources, per_notebook)
+    own = session is None
+    if own:
+        session = KernelSession(log_file=build / "kernel.log")
+    try:
+        if not session.started:  # the kernel warms up while the estimates are computed
+            session.start(wait=False)
+        log("  estimates")
+        lap("prepare")
+        estimates_file = compute_estimates(build, params, tables, params_dir)
+        lap("estimates")
+        per_notebook: dict[str, float] = {}
+        executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
+                                     estimates_file, session, sources, per_notebook)
+    finally:
+        if own:
+            session.close()
     lap("notebooks")
     seconds.update({f"notebook {k}": v for k, v in per_notebook.items()})
     log("  rendering")
@@ -585,8 +629,9 @@ def render_report(
         raise PipelineError(str(exc)) from None
     rejected = log_rejected(checked, data_dir, log)
     started = time.time()
-    built = build_report(params, Path(data_dir), checked.tables, overrides, params_dir, formats,
-                         build_root, renderer, log)
+    with sharing_validated(Path(data_dir), build_root):  # the kernel reads, not re-validates
+        built = build_report(params, Path(data_dir), checked.tables, overrides, params_dir,
+                             formats, build_root, renderer, log)
     dest = report_dir(output_root, params)
     placed = publish(built.outputs, dest)
     try:  # lets a later `render --all` see that this report is up to date
