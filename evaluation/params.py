@@ -347,9 +347,29 @@ class Params(Strict):
 # --- loading and merging -------------------------------------------------------------------
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same
+_YAML_CACHE: dict[tuple, Any] = {}  # documents, many times faster
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The params file's mapping. A report loads the same few files dozens of times (every
+    robustness specification, every notebook): each file is parsed once per process and
+    version (its size and modification time), and a copy handed out."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _YAML_CACHE:
+        if len(_YAML_CACHE) > 256:
+            _YAML_CACHE.clear()
+        _YAML_CACHE[key] = _parse_yaml(path)
+    return copy.deepcopy(_YAML_CACHE[key])
+
+
+def _parse_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
     except yaml.YAMLError as exc:

@@ -255,3 +255,19 @@ def test_cli_params_with_bad_key_returns_2_and_names_it(capsys):
     assert "analysis.alpah" in err
     assert "unknown key" in err
     assert out == ""
+
+
+def test_params_files_are_parsed_once_but_a_changed_file_is_read_again(tmp_path):
+    import os
+
+    from evaluation import params as P
+
+    path = tmp_path / "x.yml"
+    path.write_text("analysis:\n  alpha: 0.05\n", encoding="utf-8")
+    first = P._read_yaml(path)
+    first["analysis"]["alpha"] = 0.5             # a caller changing its copy changes nothing
+    assert P._read_yaml(path) == {"analysis": {"alpha": 0.05}}
+    path.write_text("analysis:\n  alpha: 0.10\n", encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert P._read_yaml(path) == {"analysis": {"alpha": 0.10}}

@@ -444,12 +444,16 @@ def _cells_theta_cov(dy: np.ndarray, treated: np.ndarray, ctrl: np.ndarray
 
 def parallel_trends(tables: dict[str, pd.DataFrame], params: Params,
                     params_dir: Path = DEFAULT_PARAMS_DIR,
-                    indicator: str = "care_reports_per_100") -> dict:
+                    indicator: str = "care_reports_per_100",
+                    data: pd.DataFrame | None = None) -> dict:
     """`pre_trend_test` on the indicator's school-year panel as the event study builds it
     (schools observed in every analysis year; rates per 100 pupils, shares in percent). Raise
-    ValueError where the event study does not apply (durations with ongoing trajectories)."""
+    ValueError where the event study does not apply (durations with ongoing trajectories).
+    `data`: the indicator's records with the design columns for these params, when at hand
+    (`EstimateSet.data`)."""
     ind = INDICATORS[indicator]
-    data = design_frames(tables, params, params_dir, [indicator])[2][indicator]
+    if data is None:
+        data = design_frames(tables, params, params_dir, [indicator])[2][indicator]
     if ind.kind == "duration" and bool((data["event"] == 0).any()):
         raise ValueError(f"{indicator}: censored durations have no school-year mean; the "
                          "parallel-trends check needs the event-study panel")

@@ -614,6 +614,9 @@ def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir,
     from evaluation.analysis.robustness import parallel_trends
 
     rows = []
+    # The report's own records per indicator, when its estimates were made with these params.
+    frames = (es.data if es is not None
+              and es.params.model_dump_json() == params.model_dump_json() else {})
     for ind_id in PRIMARY:
         ind = INDICATORS[ind_id]
         none = {"Indicator": ind.label_nl, "Toets vóórperiode (p)": "–", "Breekpunt M̄": "–"}
@@ -622,7 +625,7 @@ def parallel_trends_table(tables: dict[str, pd.DataFrame], params, params_dir,
             rows.append({**none, "Opmerking": note})
             continue
         try:
-            r = parallel_trends(tables, params, params_dir, ind_id)
+            r = parallel_trends(tables, params, params_dir, ind_id, frames.get(ind_id))
         except ValueError:
             rows.append({**none, "Opmerking": "niet van toepassing (lopende duren)"
                          if ind.kind == "duration" else "niet te bepalen: te weinig gegevens"})
