@@ -159,6 +159,25 @@ def test_pdf_findings_name_page_and_line(tmp_path, data_dir, no_key):
                for f in found)
 
 
+def test_pdf_audit_finds_the_same_with_pdfium_and_with_pypdf(tmp_path, data_dir, no_key,
+                                                           monkeypatch):
+    import sys
+
+    pytest.importorskip("pypdfium2")
+    out = tmp_path / "out"
+    out.mkdir()
+    source = (f"#set page(width: 10cm, height: auto)\nRapport over de pilot.\n\nLeerling "
+              f"Q7781235 en {PSEUDONYM} op school.\n\n#pagebreak()\nBSN {VALID_BSN}, en "
+              f"leerling Q7781236.").encode()
+    typst.compile(source, output=str(out / "report.pdf"))
+    with_pdfium = audit(out, data_dir)
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)   # as on a machine without it
+    with_pypdf = audit(out, data_dir)
+    assert [(f.location, f.kind) for f in with_pdfium] == [(f.location, f.kind)
+                                                          for f in with_pypdf]
+    assert {f.location.split(",")[0] for f in with_pdfium} == {"page 1", "page 2"}
+
+
 def test_excel_small_count_and_identifier(tmp_path, data_dir, no_key):
     out = tmp_path / "out"
     out.mkdir()

@@ -494,13 +494,36 @@ def _audit_html(path: Path, rules: _Rules) -> list[Finding]:
     return _html_findings(path, path.read_text(encoding="utf-8", errors="replace"), rules)
 
 
-def _audit_pdf(path: Path, rules: _Rules) -> list[Finding]:
-    from pypdf import PdfReader
+def _pdf_pages(path: Path) -> list[str]:
+    """The text of every page: with PDFium (pypdfium2, about ten times faster than pypdf on a
+    whitepaper) where installed, else with pypdf. Soft hyphens removed."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        pdfium = None
+    if pdfium is None:
+        from pypdf import PdfReader
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
+        texts = [page.extract_text() or "" for page in PdfReader(path).pages]
+    else:
+        texts = []
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            for i in range(len(doc)):
+                page = doc[i]
+                textpage = page.get_textpage()
+                texts.append(textpage.get_text_range())
+                textpage.close()
+                page.close()
+        finally:
+            doc.close()
+    return [re.sub("[\u00ad\x02\ufffe]", "", t) for t in texts]
+
+
+def _audit_pdf(path: Path, rules: _Rules) -> list[Finding]:
     found = []
-    for p, page in enumerate(PdfReader(path).pages, start=1):
-        text = (page.extract_text() or "").replace("\u00ad", "")
+    for p, text in enumerate(_pdf_pages(path), start=1):
         for n, line in enumerate(text.splitlines(), start=1):
             found += _text_findings(path, f"page {p}, line {n}", line, rules)
         # A key broken over two lines: search the page once more without whitespace.
