@@ -21,6 +21,7 @@ drawn at random (seeded), the observed assignment always counted once.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from itertools import combinations
@@ -80,17 +81,24 @@ def reassigned(data: pd.DataFrame, pilots: list[str], starts: list[pd.Timestamp]
 
 def _assignments(schools: list[str], pilots: list[str], max_assignments: int, seed: int
                  ) -> list[tuple[int, ...]]:
-    """Index tuples of pilot sets, the observed one first."""
+    """Index tuples of pilot sets, the observed one first. Every indicator of a report (and
+    every robustness specification) asks for the same sets: they are made once."""
+    return list(_assignments_of(tuple(schools), tuple(pilots), max_assignments, seed))
+
+
+@functools.lru_cache(maxsize=256)
+def _assignments_of(schools: tuple[str, ...], pilots: tuple[str, ...], max_assignments: int,
+                    seed: int) -> tuple[tuple[int, ...], ...]:
     G, k = len(schools), len(pilots)
     observed = tuple(sorted(schools.index(p) for p in pilots))
     if math.comb(G, k) <= max_assignments:
         rest = [a for a in combinations(range(G), k) if a != observed]
-        return [observed, *rest]
+        return (observed, *rest)
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.random((max_assignments, G)).argsort(axis=1)[:, :k], axis=1)
     drawn = {tuple(int(i) for i in row) for row in np.unique(picks, axis=0)}
     drawn.discard(observed)
-    return [observed, *sorted(drawn)]
+    return (observed, *sorted(drawn))
 
 
 def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], float],
