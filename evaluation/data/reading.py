@@ -2,13 +2,15 @@
 
 Files are read as text first, so that validation can report a bad value in the user's terms (file,
 row, field) instead of failing inside a parser; `evaluation.data.validation` turns the text into typed
-columns.
+columns. A Parquet column that already has the data model's type is kept typed
+(`read_parquet_columns`): validation checks its values as they are, with the same outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -110,18 +112,22 @@ def table_files(data_dir: Path) -> dict[str, Path]:
 def as_text(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Typed tables (from the generator) as the text a CSV file would hold, so that in-memory data
     passes through exactly the same validation as files do."""
-    out = {}
-    for name, frame in tables.items():
-        cols = {}
-        for f in TABLES[name].fields:
-            s = frame[f.name]
-            if f.kind == "date":
-                s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
-            elif f.kind == "bool":
-                s = s.astype("boolean").map({True: "true", False: "false"})
-            cols[f.name] = s.astype("string")
-        out[name] = pd.DataFrame(cols)
-    return out
+    return {name: pd.DataFrame({f.name: field_text(frame[f.name], f.kind)
+                                for f in TABLES[name].fields})
+            for name, frame in tables.items()}
+
+
+def field_text(values: pd.Series, kind: str) -> pd.Series:
+    """One typed column of a field of `kind` as the text a CSV file would hold (a column of text
+    stays as it is: a Parquet file may hold dates or booleans as words)."""
+    if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(
+            values, skipna=True) in ("string", "empty"):
+        pass
+    elif kind == "date":
+        values = pd.to_datetime(values).dt.strftime("%Y-%m-%d")
+    elif kind == "bool":
+        values = values.astype("boolean").map({True: "true", False: "false"})
+    return values.astype("string")
 
 
 def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
@@ -137,15 +143,84 @@ def read_parquet_text(path: Path, table: Table) -> pd.DataFrame:
     return text[table.columns]
 
 
+#: Dates within these years read the same typed as through text (four-digit years that every
+#: datetime unit holds); a Parquet date column outside them is validated as text.
+TYPED_DATE_YEARS = (1000, 9999)
+
+
+def _has_model_type(kind: str, column: Any) -> bool:
+    """Whether a Parquet column already holds the data model's type for a field of `kind`, so
+    that validation can check the typed values instead of their text (dates as dates, whole
+    numbers as numbers, true/false as booleans, categories as a dictionary)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if kind == "date":
+        if not pa.types.is_date32(t):
+            return False
+        low, high = (v.as_py() for v in pc.min_max(column).values())
+        lo, hi = TYPED_DATE_YEARS
+        return low is None or (lo <= low.year and high.year <= hi)
+    if kind == "int":
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+    if kind == "bool":
+        return pa.types.is_boolean(t)
+    if kind == "category":
+        return pa.types.is_dictionary(t)
+    return False
+
+
+def _column_frame(columns: dict[str, pd.Series], length: int) -> pd.DataFrame:
+    frame = pd.DataFrame(columns)
+    # Validation's "row" is index + 2 (the line of a CSV file under its header): from -1, it is
+    # the 1-based record number in the Parquet file.
+    frame.index = pd.RangeIndex(-1, length - 1)
+    return frame
+
+
+def read_parquet_columns(path: Path, table: Table) -> pd.DataFrame:
+    """One Parquet file for columnar validation: a column that already has the data model's type
+    (`_has_model_type`) stays typed (dates as datetime64[s], numbers as pyarrow gives them,
+    booleans as boolean, categories as categorical), every other column is the text that
+    `read_parquet_text` gives, so that validation checks typed values without a round trip
+    through text and says exactly what it says of the text. Row numbers as `read_parquet_text`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    check_columns(path, pq.read_schema(path).names, table)
+    arrow = pq.read_table(path, columns=table.columns)
+    strings = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get
+    cols = {}
+    for f in table.fields:
+        col = arrow.column(f.name)
+        if _has_model_type(f.kind, col):
+            if f.kind == "date":
+                s = pc.cast(col, pa.timestamp("s")).to_pandas()
+            elif f.kind == "bool":
+                s = col.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+            else:
+                s = col.to_pandas()
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            s = col.to_pandas(types_mapper=strings)  # the text itself, without a copy
+        else:  # another type (a number in an identifier field, ...): its text, as from CSV
+            s = field_text(col.to_pandas(), f.kind)
+        cols[f.name] = s.reset_index(drop=True)
+    return _column_frame(cols, arrow.num_rows)
+
+
 def absent_tables(data_dir: Path) -> list[str]:
     """The tables `data_dir` has no file for."""
     return [name for name, path in table_files(data_dir).items() if not path.exists()]
 
 
-def read_text_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
+def read_text_tables(data_dir: Path, columnar: bool = True) -> dict[str, pd.DataFrame]:
     """Read every table of the data model from `data_dir` as text (CSV, or Parquet where a
     table has no CSV file); a table without a file is empty, unless it is essential (schools,
-    enrolments): then the error names every missing file."""
+    enrolments): then the error names every missing file. `columnar`: Parquet columns that have
+    the data model's type stay typed (`read_parquet_columns`) for validation to check as they
+    are; without it every column is text (`read_parquet_text`), as from CSV."""
     if not data_dir.is_dir():
         raise DataSetError(f"{data_dir}: data directory not found")
     files = table_files(data_dir)
@@ -154,8 +229,9 @@ def read_text_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
         raise DataSetError("; ".join(
             f"{files[name]}: file not found (table {name} is required: without schools and "
             "their pupils nothing can be counted)" for name in missing))
+    parquet = read_parquet_columns if columnar else read_parquet_text
     return {name: (empty_text_table(TABLES[name]) if not path.exists()
-                   else read_parquet_text(path, TABLES[name]) if path.suffix == PARQUET
+                   else parquet(path, TABLES[name]) if path.suffix == PARQUET
                    else read_text_table(path, TABLES[name]))
             for name, path in files.items()}
 
