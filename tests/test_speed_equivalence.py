@@ -66,3 +66,41 @@ def test_ols_points_from_cells_equal_the_records_path_and_one_fit_per_column():
     records = fe.ols_points(y, mixed, school, year)
     np.testing.assert_allclose(records[2:], cells[2:], rtol=1e-10)
     assert records[1] == pytest.approx(fe.ols_point(y, mixed[:, 1], school, year), rel=1e-10)
+
+
+def test_poisson_jackknife_side_by_side_equals_one_refit_per_school():
+    import numpy as np
+
+    from evaluation.analysis import fixed_effects as fe
+
+    rng = np.random.default_rng(3)
+    schools, years = 9, 4
+    school = np.repeat(np.arange(schools), years)
+    year = np.tile(np.arange(years), schools)
+    exposure = rng.integers(200, 900, len(school)).astype(float)
+    treated = ((school < 3) & (year >= 2)).astype(float)
+    count = rng.poisson(exposure * 0.05 * np.where(treated == 1, 0.6, 1.0)).astype(float)
+    # The last school alone is seen in the first year: without it that year's effect vanishes.
+    keep = (year > 0) | (school == schools - 1)
+    count, exposure, treated, school, year = (a[keep] for a in
+                                              (count, exposure, treated, school, year))
+    X, s_codes, n_s = fe._twfe_inputs(treated, school, year)
+    y, offset = count, np.log(exposure)
+    full = fe._poisson_profile(y, offset, X, s_codes, n_s, np.zeros(X.shape[1]))[0]
+    expected = np.full(n_s, np.nan)
+    for g in range(n_s):                                   # the loop the jackknife ran before
+        rows = s_codes != g
+        Xg = X[rows]
+        active = np.r_[True, np.any(Xg[:, 1:] != 0, axis=0)]
+        Xg = Xg[:, active]
+        if Xg[:, 0].any() and fe._identified_within(Xg, s_codes[rows], n_s):
+            expected[g] = fe._poisson_profile(y[rows], offset[rows], Xg, s_codes[rows], n_s,
+                                              full[active])[0][0]
+    assert np.isfinite(expected).all()
+    got = fe._poisson_leave_one_out(y, offset, X, s_codes, n_s, full, np.arange(n_s))[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    ratio, low, high, p = fe.poisson_twfe(count, exposure, treated, school, year)
+    lo_log, hi_log, p_expected = fe.jackknife_interval(float(full[0]), expected, 0.05)
+    assert ratio == pytest.approx(np.exp(full[0]), rel=1e-12)
+    assert (low, high, p) == pytest.approx((np.exp(lo_log), np.exp(hi_log), p_expected),
+                                           rel=1e-9)
