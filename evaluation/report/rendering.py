@@ -344,6 +344,7 @@ class _Expander:
     def __init__(self, qmd: Path, project: Path, meta: dict, work: Path) -> None:
         self.qmd, self.project, self.meta, self.work = qmd, project, meta, work
         self.numbers: dict[str, int] = {}  # "fig-x" -> 1, numbered in order of appearance
+        self._notebooks: dict[Path, Any] = {}
 
     def expand(self, body: str) -> str:
         return _XREF.sub(self._xref, _SHORTCODE.sub(self._shortcode, body))
@@ -380,10 +381,13 @@ class _Expander:
         nb_path = self.project / path.lstrip("/") if path.startswith("/") else self.qmd.parent / path
         if not nb_path.is_file():
             raise RenderError(f"{self.qmd}: embedded notebook {path} not found ({nb_path})")
-        try:
-            notebook = nbformat.read(nb_path, as_version=4)
-        except Exception as exc:
-            raise RenderError(f"{self.qmd}: cannot read notebook {nb_path}: {exc}") from exc
+        notebook = self._notebooks.get(nb_path)
+        if notebook is None:  # a notebook is embedded cell by cell: read it once
+            try:
+                notebook = nbformat.read(nb_path, as_version=4)
+            except Exception as exc:
+                raise RenderError(f"{self.qmd}: cannot read notebook {nb_path}: {exc}") from exc
+            self._notebooks[nb_path] = notebook
         return "\n\n".join(self._cell(notebook, nb_path, label, echo) for label in ids.split(","))
 
     def _cell(self, notebook: Any, nb_path: Path, label: str, echo: bool) -> str:
@@ -552,6 +556,9 @@ def _as_list(value: Any) -> list:
     return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+
+
 def _cell_options(cell: Any, nb_path: Path) -> dict:
     """Quarto cell options: the leading ``#| key: value`` lines of a code cell, as YAML."""
     lines = []
@@ -560,7 +567,7 @@ def _cell_options(cell: Any, nb_path: Path) -> dict:
             break
         lines.append(line[3:] if line.startswith("#| ") else line[2:])
     try:
-        options = yaml.safe_load("\n".join(lines)) if lines else {}
+        options = yaml.load("\n".join(lines), Loader=_YAML_LOADER) if lines else {}
     except yaml.YAMLError as exc:
         raise RenderError(f"invalid '#|' cell options in {nb_path}: {exc}") from exc
     return options if isinstance(options, dict) else {}
