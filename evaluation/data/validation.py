@@ -183,6 +183,20 @@ def _problems(mask: pd.Series, frame: pd.DataFrame, table: Table, column: str,
     })
 
 
+def _strip(raw: pd.Series) -> pd.Series:
+    """The values without surrounding white space; the column itself when no value has any, so
+    that the accepted table shares the text read instead of holding a second copy of it."""
+    text = raw.str.strip()
+    if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        length = [pc.sum(pc.utf8_length(pa.array(s.array))).as_py() or 0 for s in (raw, text)]
+        if length[0] == length[1]:  # stripping only removes characters: nothing was removed
+            return raw
+    return text
+
+
 def _typed_field(raw: pd.Series, f: Field, table: Table, file: str
                  ) -> tuple[pd.Series, list[pd.DataFrame]] | None:
     """Check one column that is already typed as its field (`_is_typed`): the same checks as
@@ -242,9 +256,10 @@ def _parse_field(raw: pd.Series, f: Field, table: Table, file: str
         raw = _text(raw)
     frame = raw.to_frame()
     found: list[pd.DataFrame] = []
-    text = raw.str.strip()
+    text = _strip(raw)
     empty = text.isna() | (text == "")
-    text = text.mask(empty)
+    if (empty & text.notna()).any():
+        text = text.mask(empty)
     if f.required:
         found.append(_problems(empty, frame, table, f.name, "missing_required", file))
 
@@ -370,7 +385,8 @@ def validate(raw: dict[str, pd.DataFrame], files: dict[str, str] | None = None,
         else:
             rejected[name] = _as_read(frame.iloc[0:0]).assign(_row=pd.Series(dtype="int64"),
                                                     _reasons=pd.Series(dtype="string"))
-        accepted[name] = typed[~bad_rows].reset_index(drop=True)
+        # Without rejected rows the typed columns are taken as they are, not copied.
+        accepted[name] = (typed[~bad_rows] if bad_rows.any() else typed).reset_index(drop=True)
         all_problems.append(problems)
     all_problems = [p for p in all_problems if not p.empty]
     problems = (

@@ -8,6 +8,7 @@ inference for many schools.
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,17 +52,54 @@ def _lean_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {**tables, "enrolments": e[keep]}
 
 
-def national_frames(tables: Mapping[str, pd.DataFrame],
-                    indicators: Sequence[str]) -> dict[str, pd.DataFrame]:
+def national_frames(tables: Mapping[str, pd.DataFrame], indicators: Sequence[str],
+                    workers: int = 1) -> dict[str, pd.DataFrame]:
     """The analysis frame of each indicator for the whole country, computed once.
 
     Every region's slice of these frames equals the frame computed on that region's tables
-    (tests/test_national.py checks it), so the frames need not be computed 42 times.
+    (tests/test_national.py checks it), so the frames need not be computed 42 times. With
+    `workers` > 1 the rate frames (pupils per cell from every enrolment) are computed in a forked
+    process while this one computes the trajectory and survey frames: the same frames.
     """
+    rates = [i for i in indicators if i.endswith("_per_100")]
+    others = [i for i in indicators if i not in rates]
+    if workers > 1 and rates and others:
+        import multiprocessing as mp
+
+        global _TABLES
+        _TABLES = (tables, rates)
+        try:
+            with mp.get_context("fork").Pool(1, initializer=_one_thread) as pool:
+                pending = pool.apply_async(_rate_frames_in_worker)
+                out = _frames(tables, others)
+                out.update(pending.get())
+        finally:
+            _TABLES = None
+        return {i: out[i] for i in indicators}
+    return _frames(tables, indicators)
+
+
+_TABLES: tuple[Mapping[str, pd.DataFrame], list[str]] | None = None  # for the forked process
+
+
+def _rate_frames_in_worker() -> dict[str, pd.DataFrame]:
+    assert _TABLES is not None
+    return _frames(*_TABLES)
+
+
+def _frames(tables: Mapping[str, pd.DataFrame], indicators: Sequence[str]
+            ) -> dict[str, pd.DataFrame]:
     from evaluation.analysis.indicators import analysis_frame
 
-    lean = _lean_tables(tables)
-    return {i: analysis_frame(i, tables if i.endswith("_per_100") else lean) for i in indicators}
+    rates = [i for i in indicators if i.endswith("_per_100")]
+    # The pieces indicators share (pupils per cell, trajectories with their pupils' residence)
+    # are made once per table set, as `indicators.analysis_frames` does.
+    memo: dict = {}
+    out = {i: analysis_frame(i, tables, memo) for i in rates}
+    if len(rates) < len(indicators):
+        lean, memo = _lean_tables(tables), {}
+        out.update({i: analysis_frame(i, lean, memo) for i in indicators if i not in rates})
+    return out
 
 
 def region_design(region: Region, school_year: str, schools_by_id: Mapping[str, School]
@@ -134,10 +172,123 @@ def _school_positions(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {str(k): v for k, v in frame.groupby("school_id", observed=True).indices.items()}
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every unit's models read: the national frames and each school's rows in them."""
+
+    ids: list[str]
+    frames: dict[str, pd.DataFrame]
+    positions: dict[str, dict[str, np.ndarray]]
+    year: str
+
+
+def _unit_estimates(unit: _Unit, shared: _Shared) -> pd.DataFrame:
+    """One unit's rows: the difference-in-differences of every indicator on the unit's slice of
+    the national frames, Holm/BH within the unit, and the minimum detectable effects."""
+    from evaluation.analysis import comparisons
+    from evaluation.analysis.design import analysis_years
+    from evaluation.analysis.estimates import _guarded, adjust, minimum_detectable_effect
+    from evaluation.registry import INDICATORS
+
+    r, ids = unit.region, shared.ids
+    head = {"region": r.id, "region_name": r.name, "level": unit.level,
+            "school_year": shared.year, "first_pilot_year": r.first_pilot_year,
+            "comparison_group": unit.comparison_group}
+    if unit.params is None:
+        return pd.DataFrame([{**head, "indicator": i, "comparison": methods.DID, "note": NO_PILOT,
+                              "n_pilot_schools": 0, "n_comparison_schools": 0} for i in ids])
+    params, design = unit.params, unit.design
+    years = analysis_years(params, design)
+    schools = design["school_id"].tolist()
+    many = unit.level == "nationaal"  # the nation: cluster-robust errors (thousands of schools)
+    rows = []
+    for ind_id in ids:
+        ind = INDICATORS[ind_id]
+        frame, pos = shared.frames[ind_id], shared.positions[ind_id]
+        idx = [pos[s] for s in schools if s in pos]
+        take = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
+        data = comparisons.with_design(frame.iloc[take], design, params, years)
+        est = _guarded(lambda ind=ind, data=data, params=params, many=many:
+                       comparisons.difference_in_differences(ind, data, params, many),
+                       ind, methods.DID, data, params)
+        rows.append({**head, **est.to_dict(), "name": ind.name_nl, "primary": ind.primary,
+                     "better": ind.better,
+                     "n_pilot_schools": int((design["group"] == "pilot").sum()),
+                     "n_comparison_schools": int((design["group"] == "comparison").sum())})
+    gc.freeze()  # statsmodels' Holm runs gc.collect(): skip the big tables held in memory
+    try:
+        t = adjust(pd.DataFrame(rows), params.analysis.multiple_testing, params.analysis.alpha)
+    finally:
+        gc.unfreeze()
+    t["mde"] = [minimum_detectable_effect(row, params.analysis.alpha)
+                if pd.notna(row["estimate"]) else np.nan for _, row in t.iterrows()]
+    return t
+
+
+#: Most worker processes for the units' models (each holds its own model temporaries).
+MAX_WORKERS = 4
+_SHARED: tuple[Sequence[_Unit], _Shared] | None = None  # set in the parent before forking
+
+
+def _workers(requested: int | None) -> int:
+    """Processes for the frames and the units' models: `requested`, else the usable cores (at
+    most MAX_WORKERS); one where processes cannot be forked (the tables are shared, not
+    copied)."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        return 1
+    if requested is None:
+        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count() or 1)
+        requested = min(cores, MAX_WORKERS)
+    return max(1, int(requested))
+
+
+def _unit_in_worker(k: int) -> pd.DataFrame:
+    assert _SHARED is not None
+    units, shared = _SHARED
+    return _unit_estimates(units[k], shared)
+
+
+def _one_thread() -> None:
+    """A worker's numerical libraries use one thread: the processes are the parallelism."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _in_processes(units: Sequence[_Unit], shared: _Shared, workers: int) -> list[pd.DataFrame]:
+    """`_unit_estimates` of every unit in `workers` forked processes, which read the parent's
+    frames copy-on-write; the largest units (the nation first) start first, so that no process
+    waits long for the other at the end. Same rows, in the order of `units`."""
+    import multiprocessing as mp
+
+    global _SHARED
+
+    def size(k: int) -> float:
+        u = units[k]
+        return -1.0 if u.design is None else float("inf") if u.level == "nationaal" else len(
+            u.design)
+
+    order = sorted(range(len(units)), key=size, reverse=True)
+    _SHARED = (units, shared)
+    gc.collect()
+    gc.freeze()  # objects made so far stay out of the workers' collections: fewer copied pages
+    try:
+        with mp.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
+            done = dict(zip(order, pool.imap(_unit_in_worker, order), strict=True))
+    finally:
+        gc.unfreeze()
+        _SHARED = None
+    return [done[k] for k in range(len(units))]
+
+
 def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[Region],
                           params_template: Params, indicators: Sequence[str] | None = None,
                           school_year: str | None = None, national: bool = True,
-                          timings: dict[str, float] | None = None) -> pd.DataFrame:
+                          timings: dict[str, float] | None = None,
+                          workers: int | None = None) -> pd.DataFrame:
     """The difference-in-differences of every primary indicator (or of `indicators`) for every
     region, and for the nation: one row per (region, indicator).
 
@@ -150,16 +301,17 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
     multiple-testing method come from `params_template` (Holm or BH within each region). The
     report year defaults to the last school year in the data; a region without any pilot school
     by then gets one row per indicator with a note and no estimate.
+
+    `workers`: processes for the frames and the units' models (default: the usable cores, at
+    most MAX_WORKERS; 1 runs everything in this process). The rows are the same either way.
     """
-    from evaluation.analysis import comparisons
-    from evaluation.analysis.design import analysis_years
-    from evaluation.analysis.estimates import _guarded, adjust, minimum_detectable_effect
-    from evaluation.registry import INDICATORS, PRIMARY
+    from evaluation.registry import PRIMARY
 
     ids = list(indicators or PRIMARY)
     year = school_year or str(tables["enrolments"]["school_year"].max())
     clock = time.perf_counter()
-    frames = national_frames(tables, ids)
+    n = _workers(workers)
+    frames = national_frames(tables, ids, n)
     positions = {i: _school_positions(f) for i, f in frames.items()}
     if timings is not None:
         timings["frames"] = time.perf_counter() - clock
@@ -181,42 +333,10 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
                            "alle niet (of nog niet) gestarte scholen"))
 
     clock = time.perf_counter()
-    tables_out = []
-    for unit in units:
-        r = unit.region
-        head = {"region": r.id, "region_name": r.name, "level": unit.level, "school_year": year,
-                "first_pilot_year": r.first_pilot_year, "comparison_group": unit.comparison_group}
-        if unit.params is None:
-            rows = [{**head, "indicator": i, "comparison": methods.DID, "note": NO_PILOT,
-                     "n_pilot_schools": 0, "n_comparison_schools": 0} for i in ids]
-            tables_out.append(pd.DataFrame(rows))
-            continue
-        params, design = unit.params, unit.design
-        years = analysis_years(params, design)
-        schools = design["school_id"].tolist()
-        many = unit.level == "nationaal"  # the nation: cluster-robust errors (thousands of schools)
-        rows = []
-        for ind_id in ids:
-            ind = INDICATORS[ind_id]
-            frame, pos = frames[ind_id], positions[ind_id]
-            idx = [pos[s] for s in schools if s in pos]
-            take = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
-            data = comparisons.with_design(frame.iloc[take], design, params, years)
-            est = _guarded(lambda ind=ind, data=data, params=params, many=many:
-                           comparisons.difference_in_differences(ind, data, params, many),
-                           ind, methods.DID, data, params)
-            rows.append({**head, **est.to_dict(), "name": ind.name_nl, "primary": ind.primary,
-                         "better": ind.better,
-                         "n_pilot_schools": int((design["group"] == "pilot").sum()),
-                         "n_comparison_schools": int((design["group"] == "comparison").sum())})
-        gc.freeze()  # statsmodels' Holm runs gc.collect(): skip the big tables held in memory
-        try:
-            t = adjust(pd.DataFrame(rows), params.analysis.multiple_testing, params.analysis.alpha)
-        finally:
-            gc.unfreeze()
-        t["mde"] = [minimum_detectable_effect(row, params.analysis.alpha)
-                    if pd.notna(row["estimate"]) else np.nan for _, row in t.iterrows()]
-        tables_out.append(t)
+    shared = _Shared(ids, frames, positions, year)
+    n = min(n, sum(u.params is not None for u in units))
+    tables_out = (_in_processes(units, shared, n) if n > 1
+                  else [_unit_estimates(unit, shared) for unit in units])
     if timings is not None:
         timings["models"] = time.perf_counter() - clock
     out = pd.concat(tables_out, ignore_index=True)
