@@ -327,6 +327,88 @@ def test_planted_care_report_effect_recovered_across_regions(regions, tables, te
     assert out["comparison"].eq(methods.DID).all()
 
 
+#: The all-region estimates of one indicator of each kind on this set, as computed before the
+#: speed work of issue 17 on the national estimates (commit 8a666d6): (region, indicator) -> n,
+#: n_clusters, estimate, ci_low, ci_high, p_value, p_value_adjusted, mde. Lekstroom (jackknife),
+#: a region borrowing comparison schools, one with four schools (randomisation) and the nation;
+#: the table's rows, estimates and their sum stand for every other region.
+REFERENCE_INDICATORS = ["care_reports_per_100", "days_signal_to_help", "double_intake_share",
+                        "school_satisfaction"]
+NAN = float("nan")
+REFERENCE_ESTIMATES = {
+    ("lekstroom", "care_reports_per_100"): (328, 17,
+        0.2398444372055338, 0.11360722192863243, 0.5063529684281552,
+        0.0009280854752479808, 0.0027842564257439424, 0.3436558222259714),
+    ("lekstroom", "days_signal_to_help"): (321, 17,
+        -31.0, -73.0, 8.0,
+        0.12201220122012202, 0.12201220122012202, 57.89096239959835),
+    ("lekstroom", "double_intake_share"): (311, 17,
+        -16.267552155924736, -33.875130470926706, -0.6974619245218756,
+        0.0461046104610461, 0.0922092209220922, 23.712187189213072),
+    ("lekstroom", "school_satisfaction"): (1296, 17,
+        0.6440145485876803, 0.47040477916403434, 0.8138192822681016,
+        0.00030003000300030005, 0.0012001200120012002, 0.24543945786017662),
+    ("regio-02", "care_reports_per_100"): (1243, 26,
+        0.23185872738896923, 0.13989504370168646, 0.3215360234862802,
+        0.0010362694300518134, 0.004145077720207254, 0.5516793549569948),
+    ("regio-02", "days_signal_to_help"): (929, 26,
+        -27.0, -48.0, -4.0,
+        0.025906735751295335, 0.025906735751295335, 31.44694253805342),
+    ("regio-02", "double_intake_share"): (903, 26,
+        -41.73482917767687, -58.18271379007359, -21.5401863523612,
+        0.002072538860103627, 0.004145077720207254, 26.18853306324517),
+    ("regio-02", "school_satisfaction"): (1605, 26,
+        0.5855359113133926, 0.35904658368789566, 0.8256128000318556,
+        0.0010362694300518134, 0.004145077720207254, 0.33345638626285246),
+    ("regio-18", "care_reports_per_100"): (226, 4,
+        0.15331431626869937, NAN, NAN,
+        0.3333333333333333, 1.0, NAN),
+    ("regio-18", "days_signal_to_help"): (146, 4,
+        -12.5, NAN, NAN,
+        0.6666666666666666, 1.0, NAN),
+    ("regio-18", "double_intake_share"): (141, 4,
+        -10.903264920852543, NAN, NAN,
+        0.6666666666666666, 1.0, NAN),
+    ("regio-18", "school_satisfaction"): (175, 4,
+        0.8842921170326768, NAN, NAN,
+        0.3333333333333333, 1.0, NAN),
+    ("nederland", "care_reports_per_100"): (6929, 182,
+        0.1802434717192425, 0.153718054030717, 0.2113460861982643,
+        8.593405221979115e-99, 3.437362088791646e-98, 0.7964865760424616),
+    ("nederland", "days_signal_to_help"): (6064, 182,
+        -25.0, -29.0, -19.0,
+        0.00010001000100010001, 0.00010001000100010001, 7.147032395012141),
+    ("nederland", "double_intake_share"): (5907, 182,
+        -25.641534839473394, -29.955749564214113, -21.32732011473268,
+        2.3204252453600375e-31, 4.640850490720075e-31, 6.1667664793520585),
+    ("nederland", "school_satisfaction"): (13664, 182,
+        0.5461917618469585, 0.4947358835130372, 0.5976476401808798,
+        3.936705181135826e-96, 1.1810115543407477e-95, 0.07355136587326777),
+}
+REFERENCE_TABLE = (172, 128, -1552.0121386052697)
+REFERENCE_NUMBERS = ["estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "mde"]
+
+
+def test_all_region_estimates_unchanged(regions, tables, template):
+    out = estimates_all_regions(tables, regions, template, indicators=REFERENCE_INDICATORS)
+    rows, estimates, total = REFERENCE_TABLE
+    assert (len(out), int(out["estimate"].notna().sum())) == (rows, estimates)
+    np.testing.assert_allclose(out["estimate"].sum(), total, rtol=1e-10)
+    got = out.set_index(["region", "indicator"])
+    for key, (n, clusters, *numbers) in REFERENCE_ESTIMATES.items():
+        row = got.loc[key]
+        assert (int(row["n"]), int(row["n_clusters"])) == (n, clusters), key
+        np.testing.assert_allclose(row[REFERENCE_NUMBERS].to_numpy(float), numbers, rtol=1e-10,
+                                   atol=0, equal_nan=True, err_msg=str(key))
+
+
+def test_estimates_the_same_in_one_process_and_in_workers(regions, tables, template):
+    ind = ["care_reports_per_100"]
+    pd.testing.assert_frame_equal(
+        estimates_all_regions(tables, regions, template, indicators=ind, workers=1),
+        estimates_all_regions(tables, regions, template, indicators=ind, workers=2))
+
+
 # --- files ------------------------------------------------------------------------------------
 
 

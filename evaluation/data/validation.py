@@ -424,7 +424,19 @@ def validate_dir(data_dir: Path, columnar: bool = True) -> ValidationResult:
     (the same result, slower; for tests)."""
     raw = read_text_tables(data_dir, columnar=columnar)
     result = validate(raw, {n: str(path) for n, path in table_files(data_dir).items()})
+    del raw
+    _release_memory()
     return replace(result, absent=tuple(absent_tables(data_dir)))
+
+
+def _release_memory() -> None:
+    """Give the memory of the files read back to the system: Arrow's allocator keeps freed blocks
+    for reuse, some hundreds of megabytes after a national data set, which the analysis that
+    follows (and its worker processes) would otherwise hold on top of the tables."""
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def require_school_year(result: ValidationResult, school_year: str, where: object) -> None:

@@ -52,39 +52,16 @@ def _lean_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {**tables, "enrolments": e[keep]}
 
 
-def national_frames(tables: Mapping[str, pd.DataFrame], indicators: Sequence[str],
-                    workers: int = 1) -> dict[str, pd.DataFrame]:
+def national_frames(tables: Mapping[str, pd.DataFrame], indicators: Sequence[str]
+                    ) -> dict[str, pd.DataFrame]:
     """The analysis frame of each indicator for the whole country, computed once.
 
     Every region's slice of these frames equals the frame computed on that region's tables
-    (tests/test_national.py checks it), so the frames need not be computed 42 times. With
-    `workers` > 1 the rate frames (pupils per cell from every enrolment) are computed in a forked
-    process while this one computes the trajectory and survey frames: the same frames.
+    (tests/test_national.py checks it), so the frames need not be computed 42 times. They are
+    computed in this process: a forked process computing half of them saved about 3 s of 8 at a
+    million pupils but held some 600 MB more at the peak (the 2 GiB goal of issue 17).
     """
-    rates = [i for i in indicators if i.endswith("_per_100")]
-    others = [i for i in indicators if i not in rates]
-    if workers > 1 and rates and others:
-        import multiprocessing as mp
-
-        global _TABLES
-        _TABLES = (tables, rates)
-        try:
-            with mp.get_context("fork").Pool(1, initializer=_one_thread) as pool:
-                pending = pool.apply_async(_rate_frames_in_worker)
-                out = _frames(tables, others)
-                out.update(pending.get())
-        finally:
-            _TABLES = None
-        return {i: out[i] for i in indicators}
     return _frames(tables, indicators)
-
-
-_TABLES: tuple[Mapping[str, pd.DataFrame], list[str]] | None = None  # for the forked process
-
-
-def _rate_frames_in_worker() -> dict[str, pd.DataFrame]:
-    assert _TABLES is not None
-    return _frames(*_TABLES)
 
 
 def _frames(tables: Mapping[str, pd.DataFrame], indicators: Sequence[str]
@@ -231,9 +208,8 @@ _SHARED: tuple[Sequence[_Unit], _Shared] | None = None  # set in the parent befo
 
 
 def _workers(requested: int | None) -> int:
-    """Processes for the frames and the units' models: `requested`, else the usable cores (at
-    most MAX_WORKERS); one where processes cannot be forked (the tables are shared, not
-    copied)."""
+    """Processes for the units' models: `requested`, else the usable cores (at most
+    MAX_WORKERS); one where processes cannot be forked (the frames are shared, not copied)."""
     import multiprocessing as mp
 
     if "fork" not in mp.get_all_start_methods():
@@ -302,16 +278,15 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
     report year defaults to the last school year in the data; a region without any pilot school
     by then gets one row per indicator with a note and no estimate.
 
-    `workers`: processes for the frames and the units' models (default: the usable cores, at
-    most MAX_WORKERS; 1 runs everything in this process). The rows are the same either way.
+    `workers`: processes for the units' models (default: the usable cores, at most
+    MAX_WORKERS; 1 runs them in this process). The rows are the same either way.
     """
     from evaluation.registry import PRIMARY
 
     ids = list(indicators or PRIMARY)
     year = school_year or str(tables["enrolments"]["school_year"].max())
     clock = time.perf_counter()
-    n = _workers(workers)
-    frames = national_frames(tables, ids, n)
+    frames = national_frames(tables, ids)
     positions = {i: _school_positions(f) for i, f in frames.items()}
     if timings is not None:
         timings["frames"] = time.perf_counter() - clock
@@ -334,7 +309,7 @@ def estimates_all_regions(tables: Mapping[str, pd.DataFrame], regions: Sequence[
 
     clock = time.perf_counter()
     shared = _Shared(ids, frames, positions, year)
-    n = min(n, sum(u.params is not None for u in units))
+    n = min(_workers(workers), sum(u.params is not None for u in units))
     tables_out = (_in_processes(units, shared, n) if n > 1
                   else [_unit_estimates(unit, shared) for unit in units])
     if timings is not None:
