@@ -340,13 +340,11 @@ class KernelSession:
         if msg_id is None:
             return
         deadline = time.monotonic() + self.timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise PipelineError(f"the kernel did not finish its set-up within {self.timeout} s")
-            reply = run_sync(self._client.kc.get_shell_msg)(timeout=remaining)
-            if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                break
+        reply: dict = {}
+        while reply.get("parent_header", {}).get("msg_id") != msg_id:  # skip older replies
+            # (get_shell_msg raises queue.Empty at the deadline: the kernel is stuck)
+            reply = run_sync(self._client.kc.get_shell_msg)(
+                timeout=max(deadline - time.monotonic(), 0.001))
         content = reply.get("content", {})
         if content.get("status") != "ok":
             raise PipelineError(f"the kernel could not run its set-up code: "
