@@ -230,19 +230,24 @@ def _typed_field(raw: pd.Series, f: Field, table: Table, file: str
         empty = num.isna()
         bad = (num != np.floor(num)) & ~empty
         found.append(_problems(bad, frame, table, f.name, "not_integer", file))
-        num = num.where(~bad)
-        rng = pd.Series(False, index=raw.index)
-        if f.minimum is not None:
-            rng |= num < f.minimum
-        if f.maximum is not None:
-            rng |= num > f.maximum
-        found.append(_problems(rng, frame, table, f.name, "out_of_range", file))
-        out = num.where(~rng).astype("Int32")
+        out = _in_range(num.where(~bad), f, frame, table, file, found)
     else:
         return None
     if f.required:
         found.insert(0, _problems(empty, frame, table, f.name, "missing_required", file))
     return out, found
+
+
+def _in_range(num: pd.Series, f: Field, frame: pd.DataFrame, table: Table, file: str,
+              found: list[pd.DataFrame]) -> pd.Series:
+    """The whole numbers within the field's range (Int32); those outside are a problem."""
+    rng = pd.Series(False, index=num.index)
+    if f.minimum is not None:
+        rng |= num < f.minimum
+    if f.maximum is not None:
+        rng |= num > f.maximum
+    found.append(_problems(rng, frame, table, f.name, "out_of_range", file))
+    return num.where(~rng).astype("Int32")
 
 
 def _parse_field(raw: pd.Series, f: Field, table: Table, file: str
@@ -271,14 +276,7 @@ def _parse_field(raw: pd.Series, f: Field, table: Table, file: str
         num = pd.to_numeric(text, errors="coerce")
         bad = (num.isna() | (num != np.floor(num))) & ~empty
         found.append(_problems(bad, frame, table, f.name, "not_integer", file))
-        num = num.where(~bad)
-        rng = pd.Series(False, index=raw.index)
-        if f.minimum is not None:
-            rng |= num < f.minimum
-        if f.maximum is not None:
-            rng |= num > f.maximum
-        found.append(_problems(rng, frame, table, f.name, "out_of_range", file))
-        out = num.where(~rng).astype("Int32")
+        out = _in_range(num.where(~bad), f, frame, table, file, found)
     elif f.kind == "bool":
         low = text.str.lower()
         val = pd.Series(pd.NA, index=raw.index, dtype="boolean")
