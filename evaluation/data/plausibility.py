@@ -49,7 +49,7 @@ def plausibility(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _outside_school_years(tables: dict[str, pd.DataFrame]) -> list[dict]:
-    years = set(tables["enrolments"]["school_year"].dropna().astype(str))
+    years = set(tables["enrolments"]["school_year"].dropna().astype(str).unique())
     out = []
     for name, date in DATED.items():
         frame = tables.get(name)
@@ -68,8 +68,9 @@ def _schools_without_care(tables: dict[str, pd.DataFrame]) -> list[dict]:
     present = [tables[n] for n in DATED if n in tables and len(tables[n])]
     if not present:
         return []  # no care table delivered at all: the report says so per table
-    with_pupils = set(tables["enrolments"]["school_id"].dropna().astype(str))
-    with_care = set(pd.concat([f["school_id"] for f in present]).dropna().astype(str))
+    # unique() first: a set over a column iterates it value by value (0.1 s per million rows).
+    with_pupils = set(tables["enrolments"]["school_id"].dropna().astype(str).unique())
+    with_care = set(pd.concat([f["school_id"] for f in present]).dropna().astype(str).unique())
     missing = sorted(with_pupils - with_care)
     if not missing:
         return []

@@ -13,8 +13,11 @@ changed does no work.
 
 Executors are a registry (`EXECUTORS`): "local" (a pool of worker processes, one per core by
 default), "serial" (in this process; for debugging) and "dask" (a dask.distributed cluster).
-Every worker keeps one warmed IPython kernel for all the reports it makes (`KernelSession`), so
-kernel start-up and imports are paid once per worker, not once per notebook.
+A worker of the local pool runs its reports' notebooks in its own IPython shell
+(`inprocess.InProcessSession`: its imports, validated data and estimate frames serve them
+too); the serial and Dask executors keep one warmed IPython kernel per worker
+(`KernelSession`). Either way start-up and imports are paid once per worker, not once
+per notebook.
 """
 
 from __future__ import annotations

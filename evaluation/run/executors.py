@@ -2,8 +2,11 @@
 
 "local" (a pool of worker processes, one per core by default), "serial" (in this process; for
 debugging) and "dask" (a dask.distributed cluster whose workers read the data from shared storage).
-Every worker keeps one warmed IPython kernel for all the reports it makes (`KernelSession`), so
-kernel start-up and imports are paid once per worker, not once per notebook.
+A worker of the local pool runs its reports' notebooks in its own IPython shell
+(`inprocess.InProcessSession`: its imports, validated data and estimate frames serve them
+too); the serial and Dask executors keep one warmed IPython kernel per worker
+(`KernelSession`). Either way start-up and imports are paid once per worker, not once
+per notebook.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from evaluation.params import (
     ParamsError,
     load_params,
 )
+from evaluation.run.inprocess import InProcessSession
 from evaluation.run.manifest import write_manifest
 from evaluation.run.pipeline import (
     KernelSession,
@@ -80,10 +84,19 @@ _local = threading.local()  # per worker thread: its kernel and where to send pr
 _events: Any = None  # the local pool's queue of (task key, step) messages
 
 
-def _session(log_dir: Path) -> KernelSession:
+_in_process = False  # a local pool worker: its notebooks run in its own process
+
+
+def _session(log_dir: Path) -> KernelSession | InProcessSession:
+    """This worker's notebook session: in a local pool worker the notebooks run in the worker
+    itself (its imports, data and memoised frames serve them too; no second process per
+    worker); elsewhere (this process, a Dask thread) in a kernel of their own."""
     if getattr(_local, "session", None) is None:
-        log = log_dir / f"kernel-{socket.gethostname()}-{os.getpid()}.log"
-        _local.session = KernelSession(log_file=log)
+        if _in_process:
+            _local.session = InProcessSession()
+        else:
+            log = log_dir / f"kernel-{socket.gethostname()}-{os.getpid()}.log"
+            _local.session = KernelSession(log_file=log)
     return _local.session
 
 
@@ -193,12 +206,14 @@ def run_serial(jobs: list[Job], options: ExecOptions, emit: Emit) -> list[TaskRe
 
 
 def _init_worker(queue: Any) -> None:
-    """Pool worker start: remember the progress queue and close the kernel when the worker ends
-    (multiprocessing skips atexit in its workers; Finalize runs)."""
+    """Pool worker start: remember the progress queue, run the notebooks in this process (unless
+    EVALUATION_NOTEBOOKS=kernel), and close the session when the worker ends (multiprocessing
+    skips atexit in its workers; Finalize runs)."""
     from multiprocessing.util import Finalize
 
-    global _events
+    global _events, _in_process
     _events = queue
+    _in_process = os.environ.get("EVALUATION_NOTEBOOKS") != "kernel"
     Finalize(None, close_session, exitpriority=10)
 
 
