@@ -258,3 +258,41 @@ def test_tables_show_the_p_value_floor_and_keep_an_estimate_without_interval(syn
     assert row["Effect"] != "–" and row["p"] != "–"  # the estimate and its p stand
     assert row["95%-interval"] == "–"  # too few placebo assignments for an interval
     assert row["Toelichting"].startswith("niet te scheiden")
+
+
+def test_placebo_estimates_are_remembered_only_for_the_same_comparison_records(synthetic_tables):
+    """The placebo estimates are computed once per statistic and comparison records: a second
+    call (another robustness specification) gets the same interval without recomputing them,
+    and a changed comparison record is a new key."""
+    from evaluation.analysis import comparisons, randomisation
+
+    p = load_params("lekstroom", school_year=YEAR, municipality="vianen")
+    es = estimate_all(synthetic_tables, p, indicators=["double_intake_share"])
+    data = es.data["double_intake_share"]
+    a = p.analysis
+    kind = INDICATORS["double_intake_share"].kind
+    calls = []
+
+    def statistic(d):
+        calls.append(len(d))
+        return comparisons.did_statistic(kind, d, YEAR, a.duration_horizon_days)
+
+    def run(records):
+        return randomisation_inference(records, statistic, YEAR, a.baseline_years, a.alpha,
+                                       a.max_reassignments, a.bootstrap_seed,
+                                       statistic_key=("test", kind))
+
+    randomisation._PLACEBOS.clear()
+    first = run(data)
+    n_first = len(calls)
+    again = run(data)
+    assert again == first
+    assert len(calls) < 2 * n_first  # the placebos were not computed again
+    changed = data.copy()
+    comparison = changed.index[changed["group"] == "comparison"][0]
+    changed.loc[comparison, "success"] = not changed.loc[comparison, "success"]
+    calls.clear()
+    run(changed)
+    assert len(calls) == n_first  # a new key: computed afresh
+    randomisation._PLACEBOS.clear()
+    assert run(data) == first

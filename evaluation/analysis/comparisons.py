@@ -213,7 +213,8 @@ def _randomised(ind: Indicator, data: pd.DataFrame, params: Params) -> dict:
     res = randomisation_inference(
         data, statistic,
         params.school_year, a.baseline_years, a.alpha, a.max_reassignments, a.bootstrap_seed,
-        batch_statistic=batch)
+        batch_statistic=batch, statistic_key=(ind.kind, m.model, m.outcome, m.scale,
+                                              a.duration_horizon_days))
     est, low, high = res["estimate"], res["ci_low"], res["ci_high"]
     if m.model == "poisson":
         est, low, high = np.exp(est), np.exp(low), np.exp(high)

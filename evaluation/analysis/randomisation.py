@@ -22,7 +22,9 @@ drawn at random (seeded), the observed assignment always counted once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from itertools import combinations
 
@@ -72,6 +74,26 @@ class _Reassigner:
             period=pd.Categorical.from_codes(period, ["before", "after"]))
 
 
+_PLACEBOS: OrderedDict[tuple, list[float]] = OrderedDict()
+
+
+def _remembered(key: tuple, make: Callable[[], list[float]], size: int = 64) -> list[float]:
+    """The placebo estimates of `key`, computed once (a copy handed out)."""
+    if key not in _PLACEBOS:
+        _PLACEBOS[key] = make()
+        while len(_PLACEBOS) > size:
+            _PLACEBOS.popitem(last=False)
+    _PLACEBOS.move_to_end(key)
+    return list(_PLACEBOS[key])
+
+
+def _fingerprint(records: pd.DataFrame) -> tuple:
+    """Records the same in every column, type and order, as a key."""
+    hashed = pd.util.hash_pandas_object(records, index=False).to_numpy()
+    return (tuple(records.columns), tuple(map(str, records.dtypes)), len(records),
+            hashlib.sha256(hashed.tobytes()).hexdigest())
+
+
 def reassigned(data: pd.DataFrame, pilots: list[str], starts: list[pd.Timestamp],
                school_year: str, baseline_years: int) -> pd.DataFrame:
     """The records with the pilot moved to the schools `pilots` (starting in `starts`): group,
@@ -105,7 +127,7 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
                             school_year: str, baseline_years: int, alpha: float = 0.05,
                             max_assignments: int = 999, seed: int = 0,
                             batch_statistic: Callable[[pd.DataFrame, np.ndarray], np.ndarray]
-                            | None = None) -> dict:
+                            | None = None, statistic_key: tuple | None = None) -> dict:
     """Estimate, Conley-Taber interval and randomisation p-value of `statistic` (a function of the
     records on an additive scale: the log of a ratio, a difference in points or days).
 
@@ -114,6 +136,11 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
     (records x assignments, NaN for a school without the pilot; returns NaN where an assignment
     cannot be fitted): a few matrix products replace a refit per assignment. It must equal
     `statistic` of the reassigned records.
+
+    `statistic_key`, when given, names what the statistic computes (model, outcome, settings):
+    the placebo estimates are then remembered per statistic and comparison records, so that the
+    robustness specifications that leave the comparison schools as they are (and the report's
+    own estimate) compute them once.
 
     Returns estimate, ci_low, ci_high (NaN when too few placebo assignments), p_value,
     p_value_bound (1 / assignments), draws (assignments used), n_pilot, n_comparison."""
@@ -155,12 +182,18 @@ def randomisation_inference(data: pd.DataFrame, statistic: Callable[[pd.DataFram
     comparison = [s for s in schools if s not in set(pilots)]
     needed = math.ceil(2 / alpha) - 1
     if len(comparison) > len(pilots) and math.comb(len(comparison), len(pilots)) >= needed:
-        controls = _Reassigner(data[~data["school_id"].isin(pilots)], starts, school_year,
-                               baseline_years)
-        chosen = [[comparison[i] for i in a]
-                  for a in _assignments(comparison, comparison[:len(pilots)], max_assignments,
-                                        seed)]
-        placebo = [float(v) for v in values_of(controls, chosen) if np.isfinite(v)]
+        records = data[~data["school_id"].isin(pilots)]
+
+        def placebos() -> list[float]:
+            controls = _Reassigner(records, starts, school_year, baseline_years)
+            chosen = [[comparison[i] for i in a]
+                      for a in _assignments(comparison, comparison[:len(pilots)],
+                                            max_assignments, seed)]
+            return [float(v) for v in values_of(controls, chosen) if np.isfinite(v)]
+
+        placebo = (placebos() if statistic_key is None else _remembered(
+            (statistic_key, _fingerprint(records), tuple(map(str, starts)), school_year,
+             baseline_years, max_assignments, seed), placebos))
     if len(placebo) >= needed:
         q_low, q_high = np.quantile(np.asarray(placebo), [alpha / 2, 1 - alpha / 2])
         low, high = observed - q_high, observed - q_low

@@ -25,7 +25,6 @@ import os
 import pickle
 import shutil
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +40,8 @@ from evaluation.report.figure_text import apply_output_text
 from evaluation.report.formatting import slug
 from evaluation.report.provenance import params_yaml
 from evaluation.report.workbook import TABLE_ORDER_FILE
+from evaluation.run import memo
+from evaluation.run.memo import _MEMO, _dir_signature, _memo  # noqa: F401  (_MEMO: tests)
 from evaluation.run.sources import (  # noqa: F401  (REPO, QUARTO_FILE: re-exported)
     DEFAULT_SOURCES,
     DOCUMENT,
@@ -125,30 +126,7 @@ def write_synthetic(out_dir: Path, overrides: Sequence[str] = (),
     return [*write_tables(tables, out_dir), write_marker(out_dir, config)]
 
 
-# --- memoised inputs -------------------------------------------------------------------------
-# A worker (and its kernel) makes many reports from the same data files: read and validate them
-# once. The key is the files' names, sizes and modification times, so a changed file is re-read;
-# a copy is handed out so that no caller can change what the next one gets.
-
-_MEMO: OrderedDict[tuple, Any] = OrderedDict()
-_MEMO_SIZE = 4
-
-
-def _memo(key: tuple, make: Callable[[], Any]) -> Any:
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-    else:
-        _MEMO[key] = make()
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return _MEMO[key]
-
-
-def _dir_signature(data_dir: Path) -> tuple:
-    data_dir = Path(data_dir).resolve()
-    files = sorted(p for p in data_dir.iterdir() if p.is_file()) if data_dir.is_dir() else []
-    return (str(data_dir), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-
+# --- memoised inputs (`memo`) -----------------------------------------------------------------
 
 SHARED_VALIDATION_ENV = "EVALUATION_SHARED_VALIDATION"
 
@@ -253,14 +231,13 @@ def warm_kernel() -> None:
     original = estimates.load_estimates
 
     def load_estimates(path, tables, params, params_dir=DEFAULT_PARAMS_DIR):
-        stat = Path(path).stat()
-        key = ("estimates", str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns,
-               params.model_dump_json(), str(params_dir))
-        es = _memo(key, lambda: original(path, tables, params, params_dir))
+        es = _memo(memo.estimates_key(path, params, params_dir),
+                   lambda: original(path, tables, params, params_dir))
         return replace(es, table=es.table.copy(), design=es.design.copy(), years=list(es.years),
                        data={k: v.copy() for k, v in es.data.items()})
 
     estimates.load_estimates = load_estimates
+    memo._in_use = True
     # What is in memory now (modules, their tables) stays for the kernel's life: keep it out of
     # the collections that IPython's reset runs before every notebook (a tenth of a second each
     # over a heap this size).
@@ -438,7 +415,9 @@ def compute_estimates(build: Path, params: Params, tables: dict, params_dir: Pat
     from evaluation.analysis.estimates import estimate_all, save_estimates
 
     path = build / "estimates.parquet"
-    save_estimates(estimate_all(tables, params, params_dir), path)
+    es = estimate_all(tables, params, params_dir)
+    save_estimates(es, path)
+    memo.remember_estimates(path, es, params_dir)  # for notebooks run in this process
     return path
 
 
