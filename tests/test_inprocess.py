@@ -96,3 +96,30 @@ def test_a_stuck_cell_is_stopped_at_the_timeout(tmp_path):
     with InProcessSession(timeout=1) as session, pytest.raises(PipelineError) as err:
         session.execute(source, tmp_path / "out.ipynb", {}, tmp_path)
     assert "ran longer than 1 s" in str(err.value)
+
+
+def test_notebooks_here_get_the_frames_the_estimates_were_computed_from(synthetic_dir, tmp_path,
+                                                                       monkeypatch):
+    """In a worker the notebooks receive the estimate frames from memory instead of rebuilding
+    them from the estimates file: what they receive equals the rebuilt frames."""
+    import pandas as pd
+
+    from evaluation.analysis import estimates
+    from evaluation.params import DEFAULT_PARAMS_DIR, load_params
+    from evaluation.run import memo
+    from evaluation.run.pipeline import cached_report_data, compute_estimates
+
+    params = load_params("lekstroom", "2014-2015", municipality="houten")
+    tables = cached_report_data(synthetic_dir, params).tables
+    monkeypatch.setattr(memo, "_in_use", True)
+    memo._MEMO.clear()
+    path = compute_estimates(tmp_path, params, tables, DEFAULT_PARAMS_DIR)
+    remembered = memo._MEMO[memo.estimates_key(path, params, DEFAULT_PARAMS_DIR)]
+    rebuilt = estimates.load_estimates(path, tables, params, DEFAULT_PARAMS_DIR)
+    pd.testing.assert_frame_equal(remembered.table, rebuilt.table)
+    pd.testing.assert_frame_equal(remembered.design, rebuilt.design)
+    assert remembered.years == rebuilt.years and list(remembered.data) == list(rebuilt.data)
+    for name, frame in rebuilt.data.items():
+        pd.testing.assert_frame_equal(remembered.data[name], frame)
+        assert remembered.data[name].attrs == frame.attrs
+    memo._MEMO.clear()
