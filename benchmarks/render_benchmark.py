@@ -14,7 +14,8 @@ Renders the first N reports of the plan in these phases, each in a fresh Python 
    notebook computes the estimates it shows itself, as a notebook run on its own does; with
    `once` the loop computes them once per report first and passes the file.
 2. floor: the pure work of the N reports in one warm process (package imported, data validated,
-   a kernel started and warmed, one report made untimed first), every step of every report
+   the notebooks' IPython shell (or, for code before it, a kernel) started and warmed, one report
+   made untimed first), every step of every report
    timed; the floor is their sum divided by the workers: what a batch would take with no
    start-up, no waiting and perfect balance. Printed with the breakdown per step and notebook.
 3. batch cold: `batch.render_all` into an empty output and build folder (worker pool, one warm
@@ -141,7 +142,12 @@ def phase_floor(args: argparse.Namespace) -> None:
     tasks = _tasks(args)
     started = time.perf_counter()
     cached_validate_dir(data)
-    session = KernelSession(warm=True)
+    try:  # where the batch's workers run the notebooks in their own process, so does the floor
+        from evaluation.run.inprocess import InProcessSession
+
+        session = InProcessSession()
+    except ImportError:  # code from before that: a warm kernel
+        session = KernelSession(warm=True)
     (getattr(session, "start", None) or session._start)()
     params_dir = (CODE / "params").resolve()
     ctx = Context(data, params_dir, (), root / "output", root / "build", "builtin")

@@ -17,6 +17,7 @@ from evaluation.registry import INDICATORS, LEVEL_NAMES, PRIMARY, Indicator
 from evaluation.report import formatting as f
 from evaluation.report.disclosure import PublishedTable, protect_counts
 from evaluation.report.method import method_text
+from evaluation.report.per_records import per_records
 
 COMPARISON_ORDER = [methods.BEFORE_AFTER, methods.DID, methods.EVENT_STUDY,
                     methods.ITS, "indicatievrij t.o.v. geïndiceerd"]
@@ -136,6 +137,7 @@ def value_text(ind: Indicator, value: float) -> str:
     return f.number(value, 1)
 
 
+@per_records
 def period_values(es: EstimateSet, indicator_id: str) -> pd.DataFrame:
     """Value before and in the report year, for pilot and comparison schools (numbers)."""
     ind = INDICATORS[indicator_id]

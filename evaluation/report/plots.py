@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter
 from evaluation import labels
 from evaluation.analysis.statistics import between_school_interval
 from evaluation.report import formatting
+from evaluation.report.per_records import per_records
 
 PALETTE = sns.color_palette("colorblind")
 GROUP_COLOURS = {labels.GROUPS["pilot"]: PALETTE[0], labels.GROUPS["comparison"]: PALETTE[1]}
@@ -90,9 +91,10 @@ def rate_by_month(monthly: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+@per_records
 def yearly_values(es, indicator_id: str) -> pd.DataFrame:
     """Value per group and school year, withheld where it rests on fewer records than the
-    disclosure threshold (the data behind `indicator_by_year`)."""
+    disclosure threshold (the data behind `indicator_by_year` and its alt text)."""
     from evaluation.registry import INDICATORS
     from evaluation.report.findings import _value
 
