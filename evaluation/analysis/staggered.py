@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import statsmodels.api as sm
 from scipy.stats import norm
+from statsmodels.regression.linear_model import OLS
 
 __all__ = [
     "StaggeredInputError",
@@ -580,7 +580,7 @@ def twfe(panel: pd.DataFrame, unit: str, time: str, cohort: str, outcome: str,
         return np.column_stack([demean(a[:, j]) for j in range(a.shape[1])])
 
     groups = pd.factorize(df[cluster] if cluster else df[unit])[0]
-    fit = sm.OLS(demean(y), demean(x)).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    fit = OLS(demean(y), demean(x)).fit(cov_type="cluster", cov_kwds={"groups": groups})
     est, se = float(fit.params[0]), float(fit.bse[0])
     z = norm.ppf(1 - alpha / 2)
     return {"att": est, "se": se, "ci_low": float(est - z * se), "ci_high": float(est + z * se)}

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.genmod.generalized_linear_model import GLMResultsWrapper
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM, GLMResultsWrapper
+from statsmodels.tools.tools import add_constant
 
 from evaluation.analysis.statistics import Estimate
 
@@ -72,7 +73,7 @@ def _design(data: pd.DataFrame, unit: str, month: str, start: str, slope_change:
     if unit_effects:
         parts.append(pd.get_dummies(data[unit].astype("string"), prefix="unit", drop_first=True,
                                     dtype=float))
-    return sm.add_constant(pd.concat(parts, axis=1), has_constant="add")
+    return add_constant(pd.concat(parts, axis=1), has_constant="add")
 
 
 def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
@@ -105,7 +106,7 @@ def interrupted_time_series(monthly: pd.DataFrame, count: str = "reports",
     y = data[count].astype(float)
     offset = np.log(data[exposure].astype(float) / 12)
     clusters = pd.factorize(data[unit])[0]
-    fit = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(
+    fit = GLM(y, X, family=families.Poisson(), offset=offset).fit(
         cov_type="cluster", cov_kwds={"groups": clusters})
 
     ci = fit.conf_int(alpha=alpha)
@@ -165,7 +166,7 @@ def _jackknife(y: pd.Series, X: pd.DataFrame, offset: pd.Series, clusters: np.nd
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = sm.GLM(y[keep], Xg, family=sm.families.Poisson(),
+                res = GLM(y[keep], Xg, family=families.Poisson(),
                              offset=offset[keep]).fit(start_params=params[Xg.columns].to_numpy())
         except (ValueError, np.linalg.LinAlgError):
             continue

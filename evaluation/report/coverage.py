@@ -100,7 +100,9 @@ def data_gaps(v: ValidationResult, es: EstimateSet) -> list[str]:
             what = FIELD_WORDS[(table, field)]
             out.append(f"In de bron ontbreekt {what}.")
     e = v.tables["enrolments"]
-    now = set(e.loc[(e["school_year"] == p.school_year).to_numpy(), "school_id"].astype(str))
+    # unique() first: a set over a whole column iterates it value by value
+    now = set(e.loc[(e["school_year"] == p.school_year).to_numpy(), "school_id"].astype(str)
+              .unique())
     no_pupils = bool(p.municipality_name) and _unit_pupils(v, es) == 0
     for group, plural in (("pilot", "pilotscholen"), ("comparison", "vergelijkingsscholen")):
         if group == "pilot" and no_pupils:
@@ -118,7 +120,7 @@ def data_gaps(v: ValidationResult, es: EstimateSet) -> list[str]:
                else f"van de pilotscholen in gemeente {p.municipality_name}")
         out.append(f"In de gegevens staan voor schooljaar {p.school_year} geen leerlingen "
                    f"{how}.")
-    years = sorted(set(e["school_year"].dropna().astype(str)) & set(es.years))
+    years = sorted(set(e["school_year"].dropna().astype(str).unique()) & set(es.years))
     pilot = es.design[(es.design["group"] == "pilot") & es.design["school_id"].isin(now)]
     first = e.groupby("school_id")["school_year"].min()
     before = pilot["school_id"].map(first) < pilot["cohort"]

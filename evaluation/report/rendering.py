@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -249,7 +250,13 @@ def _render_builtin(qmd: Path, formats: Sequence[str], out_dir: Path) -> RenderR
     work.mkdir()
     expander = _Expander(qmd, project, meta, work)
     (work / f"{qmd.stem}.md").write_text(expander.expand(body), encoding="utf-8")
-    outputs = {fmt: _builtin_format(qmd, fmt, meta, work, out_dir) for fmt in formats}
+    # The formats' pandoc runs side by side (separate processes, separate intermediate files):
+    # where a core is free (a single report, or the last report of a batch) HTML and PDF take
+    # the time of the slower one instead of both.
+    with ThreadPoolExecutor(max_workers=max(1, len(formats))) as pool:
+        running = {fmt: pool.submit(_builtin_format, qmd, fmt, meta, work, out_dir)
+                   for fmt in formats}
+        outputs = {fmt: future.result() for fmt, future in running.items()}
     shutil.rmtree(work, ignore_errors=True)
     return RenderResult(renderer_name("builtin"), outputs)
 
