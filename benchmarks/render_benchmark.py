@@ -141,6 +141,9 @@ def phase_floor(args: argparse.Namespace) -> None:
     root, data = Path(args.root), Path(args.data).resolve()
     tasks = _tasks(args)
     started = time.perf_counter()
+    # All of each report's work in this one process: no robustness analysis ahead in a child
+    # (it would run on the other core and leave the floor short of the work).
+    os.environ["EVALUATION_AHEAD"] = "0"
     cached_validate_dir(data)
     try:  # where the batch's workers run the notebooks in their own process, so does the floor
         from evaluation.run.inprocess import InProcessSession

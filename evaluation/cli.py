@@ -318,11 +318,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     if missing:
         raise PipelineError(f"render needs {' and '.join(missing)} for one report, or --all "
                             "for every report params/ declares")
-    result = render_report(args.region, args.school_year, data_dir=args.data,
-                           overrides=args.overrides, formats=args.formats,
-                           output_root=args.output, params_dir=args.params_dir,
-                           renderer=args.renderer, municipality=args.municipality,
-                           build_root=args.build_dir)
+    from evaluation.run.inprocess import InProcessSession
+
+    # The notebooks run in this process (its imports and data serve them; the robustness
+    # analysis starts ahead on the other core) instead of a kernel of their own.
+    with InProcessSession() as session:
+        result = render_report(args.region, args.school_year, data_dir=args.data,
+                               overrides=args.overrides, formats=args.formats,
+                               output_root=args.output, params_dir=args.params_dir,
+                               renderer=args.renderer, municipality=args.municipality,
+                               build_root=args.build_dir, session=session)
     return _published(result, args.output)
 
 

@@ -123,3 +123,18 @@ def test_notebooks_here_get_the_frames_the_estimates_were_computed_from(syntheti
         pd.testing.assert_frame_equal(remembered.data[name], frame)
         assert remembered.data[name].attrs == frame.attrs
     memo._MEMO.clear()
+
+
+def test_the_host_process_keeps_its_own_main_module(tmp_path):
+    """IPython makes its namespace __main__; outside a notebook the host's is back (a spawned
+    process, for one, is prepared from it)."""
+    import multiprocessing
+    import sys
+
+    main = sys.modules["__main__"]
+    source = _notebook(tmp_path / "nb.ipynb", new_code_cell("x = 1"))
+    with InProcessSession() as session:
+        session.execute(source, tmp_path / "out.ipynb", {}, tmp_path)
+    assert sys.modules["__main__"] is main
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(abs, (-3,)) == 3

@@ -118,8 +118,12 @@ def _shell():
 
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no SQLite file shared between workers
+    host_main = sys.modules.get("__main__")
     shell = Shell.instance(config=config, display_pub_class=Publisher, displayhook_class=Hook,
                            colors="nocolor")
+    # IPython made its namespace this process's __main__: only while a notebook runs (as in a
+    # kernel); otherwise the host's own (multiprocessing's spawn, for one, reads it).
+    sys.modules["__main__"] = host_main
     shell.enable_matplotlib("inline")
     warm_kernel()
     return shell
@@ -148,6 +152,8 @@ class InProcessSession:
     """The `KernelSession` interface (start, execute, close) with the notebooks run in this
     process: for batch workers, which hold the imports and the data already."""
 
+    in_process = True  # build_report may start work ahead in a child (`ahead`)
+
     def __init__(self, timeout: int = CELL_TIMEOUT) -> None:
         self.timeout = timeout
         self._outputs = _OUTPUTS
@@ -169,6 +175,7 @@ class InProcessSession:
     def execute(self, source: Path, target: Path, parameters: dict[str, Any], cwd: Path) -> Path:
         """Execute `source` with `parameters` in `cwd`, write it to `target`; on a failing cell
         the notebook with the error is still written, and PipelineError names the cell."""
+        import matplotlib
         import matplotlib.pyplot as plt
         import nbformat
         from papermill.iorw import load_notebook_node
@@ -179,11 +186,13 @@ class InProcessSession:
         if self._shell is None:
             self.start()
         shell = self._shell
-        here = os.getcwd()
+        here, host_main = os.getcwd(), sys.modules.get("__main__")
         os.chdir(cwd)
         try:
             shell.reset(new_session=True)
+            sys.modules["__main__"] = shell.user_module
             plt.close("all")
+            matplotlib.rcdefaults()  # the settings a fresh kernel starts from
             nb.metadata["language_info"] = _language_info()
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -199,6 +208,7 @@ class InProcessSession:
                         f"({failed}); the executed notebook with the error is {target}")
         finally:
             os.chdir(here)
+            sys.modules["__main__"] = host_main
             plt.close("all")
         nbformat.write(nb, target)
         return target
@@ -233,6 +243,9 @@ class InProcessSession:
         return None
 
     def close(self) -> None:
+        from evaluation.run import ahead
+
+        ahead.discard()
         self._shell = None  # the shell is the process's singleton: kept for the next session
 
 

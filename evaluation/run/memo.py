@@ -52,3 +52,8 @@ def remember_estimates(path: Path, es: Any, params_dir: Path) -> None:
 
         _memo(estimates_key(path, es.params, params_dir),
               lambda: replace(es, table=pd.read_parquet(path)))
+
+
+def remembered(path: Path, params: Any, params_dir: Path) -> Any | None:
+    """The estimate set remembered for `path`, if any."""
+    return _MEMO.get(estimates_key(path, params, params_dir)) if _in_use else None

@@ -6,12 +6,13 @@ never share files (Quarto races on shared files such as site_libs and `<doc>_fil
 finished outputs are moved into `_output/`, by an atomic rename, so a failed render never
 replaces the last good report.
 
-Notebooks run in one reused IPython kernel (`KernelSession`) rather than a fresh kernel per
-notebook as papermill would: starting a kernel and importing pandas, statsmodels and matplotlib
-costs seconds that are the same for every notebook. The kernel is warmed once (the package
-imported, the validated data and the report's estimate frames memoised, `warm_kernel`) and its
-namespace is reset before each notebook, so that a notebook never sees another's variables.
-`evaluation.run.batch` keeps one such kernel per worker for many reports.
+Notebooks run in one reused IPython shell rather than a fresh kernel per notebook as papermill
+would: starting a kernel and importing pandas, statsmodels and matplotlib costs seconds that are
+the same for every notebook. The `evaluation render` command and the batch's workers run them
+in their own process (`inprocess.InProcessSession`: the imports, the validated data and the
+report's estimate frames are already there, and the robustness analysis starts ahead in a
+forked child, `ahead`); elsewhere (`KernelSession`) in one kernel warmed once (`warm_kernel`). Either way the namespace is
+reset before each notebook, so that a notebook never sees another's variables.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from evaluation.report.figure_text import apply_output_text
 from evaluation.report.formatting import slug
 from evaluation.report.provenance import params_yaml
 from evaluation.report.workbook import TABLE_ORDER_FILE
-from evaluation.run import memo
+from evaluation.run import ahead, memo
 from evaluation.run.memo import _MEMO, _dir_signature, _memo  # noqa: F401  (_MEMO: tests)
 from evaluation.run.sources import (  # noqa: F401  (REPO, QUARTO_FILE: re-exported)
     DEFAULT_SOURCES,
@@ -215,6 +216,7 @@ def warm_kernel() -> None:
 
     import evaluation
     import evaluation.analysis.estimates as estimates
+    import evaluation.analysis.robustness as robustness
     import evaluation.report.notebook as notebook
 
     skip = {"evaluation.cli", "evaluation.__main__", "evaluation.run.batch",
@@ -238,6 +240,7 @@ def warm_kernel() -> None:
 
     estimates.load_estimates = load_estimates
     memo._in_use = True
+    robustness.robustness = ahead.taking(robustness.robustness)  # a result computed ahead
     # What is in memory now (modules, their tables) stays for the kernel's life: keep it out of
     # the collections that IPython's reset runs before every notebook (a tenth of a second each
     # over a heap this size).
@@ -505,6 +508,10 @@ def build_report(params: Params, data_dir: Path, tables: dict, overrides: Sequen
         log("  estimates")
         lap("prepare")
         estimates_file = compute_estimates(build, params, tables, params_dir)
+        if getattr(session, "in_process", False):  # the robustness analysis ahead, forked
+            es = memo.remembered(estimates_file, params, params_dir)
+            if es is not None:
+                ahead.start_robustness(build, tables, params, params_dir, tuple(overrides), es)
         lap("estimates")
         per_notebook: dict[str, float] = {}
         executed = execute_notebooks(build, params, data_dir, overrides, params_dir, log,
@@ -595,10 +602,12 @@ def render_report(
     renderer: str = "auto",
     log: Callable[[str], None] = print,
     municipality: str | None = None,
+    session: Any = None,
 ) -> ReportResult:
     """Make one whitepaper (HTML and/or PDF, plus its Excel workbook) for a region, or one of its
     municipalities, and a school year. Always renders; `evaluation.run.batch` renders many reports
-    and skips those whose inputs did not change."""
+    and skips those whose inputs did not change. `session`: where the notebooks run (default: a
+    kernel of their own; the command line passes an `inprocess.InProcessSession`)."""
     # Parameters are validated before anything runs.
     params = load_params(region, school_year, list(overrides), params_dir, municipality)
     formats = list(formats or params.report.formats)
@@ -615,7 +624,7 @@ def render_report(
     started = time.time()
     with sharing_validated(Path(data_dir), build_root):  # the kernel reads, not re-validates
         built = build_report(params, Path(data_dir), checked.tables, overrides, params_dir,
-                             formats, build_root, renderer, log)
+                             formats, build_root, renderer, log, session)
     dest = report_dir(output_root, params)
     placed = publish(built.outputs, dest)
     try:  # lets a later `render --all` see that this report is up to date
