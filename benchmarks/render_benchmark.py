@@ -396,7 +396,7 @@ def report(args: argparse.Namespace, rows: list[dict]) -> None:
     print("  notebooks: " + ", ".join(f"{k} {v:.1f}" for k, v in notebooks.items()))
     print(f"batch cold / floor: {cold_s / floor_s:.2f}x (goal at most 1.5x)")
     if base:
-        print(f"naive / batch cold: {base / cold_s:.1f}x (goal at least 10x)")
+        print(f"naive / batch cold: {base / cold_s:.2f}x (goal at least 10x)")
     results = RESULTS_DIR / (f"render_benchmark_{args.reports}reports_{args.workers}workers_"
                              f"{'skip' if args.skip_naive else args.naive_estimates}"
                              f"{'_' + args.label if args.label else ''}.json")
