@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from evaluation.data.reading import DataSetError
 from evaluation.params import DEFAULT_PARAMS_DIR, ParamsError
 from evaluation.run import batch, executors, manifest
 from evaluation.run.batch import render_all, render_all_command
@@ -100,6 +101,27 @@ def test_plan_ends_at_the_last_school_year_of_the_data(params_dir, tmp_path):
     tasks = plan(last_school_year(data), params_dir)
     assert {t.school_year for t in tasks} == {"2013-2014", "2014-2015"}
     assert not [t for t in tasks if t.region == "zuid-kennemerland"]  # no pilot year yet
+
+
+@pytest.mark.parametrize("content, last", [
+    ("\ufeffstudent_id,school_id,school_year\nA,LS01, 2015-2016 \n\nB,LS01,2014-2015\n",
+     "2015-2016"),  # a byte-order mark, spaces around a value, a blank line
+    ("student_id,school_id,school_year\nA,LS01,2013-2014,extra\nB,LS01,2014-2015\n",
+     "2014-2015"),  # a ragged row: read row by row (the validation names it later)
+    ("student_id,school_id,school_year\nA,LS01,2013-2014\nB,LS01,\nC,LS01,ergens\n",
+     "2013-2014"),  # an empty and a malformed year leave the plan alone
+])
+def test_last_school_year_reads_the_column_as_the_validation_does(tmp_path, content, last):
+    (tmp_path / "enrolments.csv").write_text(content, encoding="utf-8")
+    assert last_school_year(tmp_path) == last
+
+
+@pytest.mark.parametrize("content", ["", "student_id,school_id\nA,LS01\n",
+                                     "student_id,school_id,school_year\n"])
+def test_last_school_year_names_the_file_without_years(tmp_path, content):
+    (tmp_path / "enrolments.csv").write_text(content, encoding="utf-8")
+    with pytest.raises(DataSetError, match="enrolments.csv: no school_year values"):
+        last_school_year(tmp_path)
 
 
 def test_plan_follows_the_count_by_parameter(params_dir):

@@ -23,11 +23,27 @@ FLAT = 0.05  # a change of less than 5% of the starting value reads as "nagenoeg
 
 def show_figure_with_text(fig, alt: str, caption: str | None = None) -> None:
     """Display a figure with its computed alt text (and caption) attached to the output."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
     text = {"fig-alt": alt, **({"fig-cap": caption} if caption else {})}
-    display(fig, metadata={FIG_META: text})
+    display_figure(fig, {FIG_META: text})
+
+
+def display_figure(fig, metadata: dict | None = None) -> None:
+    """Display a figure as an inline kernel does (a PNG at the figure's dpi, and its text form),
+    then close it. The figures lay themselves out (`tight_layout`), so the PNG is drawn once at
+    the figure's own size: IPython's default `bbox_inches="tight"` draws every figure a second
+    time to measure it first."""
+    import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
+    from IPython.display import display
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        # What `tight_layout()` leaves behind: no layout to run, but its presence alone makes
+        # matplotlib draw the figure once more before printing it.
+        fig.set_layout_engine(None)
+    png = print_figure(fig, "png", bbox_inches=None, base64=True)
+    if png is not None:  # None: a figure without axes, which shows nothing in a kernel either
+        display({"image/png": png, "text/plain": repr(fig)}, raw=True, metadata=metadata or {})
     plt.close(fig)
 
 

@@ -49,10 +49,9 @@ def show_figure(fig, note: str, alt: str | None = None) -> None:
     """Show a figure, or, where there was nothing to draw (`fig` is None), the sentence that says
     why: a report on thin data keeps its sections and explains the gaps. `alt`: the figure's alt
     text computed from its data (`report.figure_text`), replacing the cell's typed one."""
-    import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
-    from evaluation.report.figure_text import show_figure_with_text
+    from evaluation.report.figure_text import display_figure, show_figure_with_text
 
     if fig is None:
         display(Markdown(f"*{note}*"))
@@ -60,8 +59,7 @@ def show_figure(fig, note: str, alt: str | None = None) -> None:
     if alt:
         show_figure_with_text(fig, alt)
         return
-    display(fig)
-    plt.close(fig)
+    display_figure(fig)
 
 
 def show_text(text: str) -> None:

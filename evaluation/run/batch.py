@@ -39,7 +39,15 @@ from evaluation.params import (
     load_regions,
     load_synthetic,
 )
-from evaluation.run.executors import EXECUTORS, Context, Event, ExecOptions, Job, TaskResult
+from evaluation.run.executors import (
+    EXECUTORS,
+    Context,
+    Event,
+    ExecOptions,
+    Job,
+    TaskResult,
+    start_pool_server,
+)
 from evaluation.run.manifest import (
     fingerprint,
     is_current,
@@ -237,6 +245,8 @@ def render_all(
             else:
                 jobs.append(Job(task, ctx, fp))
         if jobs:
+            if executor == "local":  # its workers warm up while the data is validated
+                start_pool_server()
             try:  # unreadable data fails the run once, not every report
                 cached_validate_dir(data)
             except DataSetError as exc:

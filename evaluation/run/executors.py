@@ -205,16 +205,54 @@ def run_serial(jobs: list[Job], options: ExecOptions, emit: Emit) -> list[TaskRe
     return results
 
 
-def _init_worker(queue: Any) -> None:
-    """Pool worker start: remember the progress queue, run the notebooks in this process (unless
-    EVALUATION_NOTEBOOKS=kernel), and close the session when the worker ends (multiprocessing
-    skips atexit in its workers; Finalize runs)."""
+def _init_worker(queue: Any, environ: dict[str, str] | None = None,
+                 one_blas_thread: bool = False) -> None:
+    """Pool worker start: take the environment of the run (a worker forked from the fork server
+    has the server's, from when it started), remember the progress queue, run the notebooks in
+    this process (unless EVALUATION_NOTEBOOKS=kernel), and close the session when the worker ends
+    (multiprocessing skips atexit in its workers; Finalize runs)."""
     from multiprocessing.util import Finalize
 
     global _events, _in_process
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    if one_blas_thread:  # BLAS read its thread count when the fork server imported numpy
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
     _events = queue
     _in_process = os.environ.get("EVALUATION_NOTEBOOKS") != "kernel"
     Finalize(None, close_session, exitpriority=10)
+
+
+PRELOAD = "evaluation.run.preload"  # what the fork server imports (and so warms) once
+
+
+def pool_context() -> Any:
+    """The start method of the local pool's workers: forked from a fork server that imported and
+    warmed the worker's shell once (`preload`), where the platform has one and
+    EVALUATION_FORKSERVER is not 0; otherwise spawned, each importing and warming itself. Never a
+    plain fork of this process, which may hold threads (rich's display, ZeroMQ)."""
+    import multiprocessing
+
+    if (os.environ.get("EVALUATION_FORKSERVER") != "0"
+            and "forkserver" in multiprocessing.get_all_start_methods()):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([PRELOAD])  # takes effect when the server starts
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def start_pool_server() -> None:
+    """Start the fork server now, so that it warms up while this process still plans and
+    validates; the pool's workers are then forked from it warm. Nothing to do for spawn, or
+    when the server runs already."""
+    context = pool_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 @contextlib.contextmanager
@@ -239,12 +277,11 @@ def _single_threaded_numerics(on: bool) -> Iterator[None]:
 def run_local(jobs: list[Job], options: ExecOptions, emit: Emit) -> list[TaskResult]:
     """A pool of worker processes on this machine. At most one task per worker is in flight, so
     that "running" is exact; a worker that dies fails only the tasks it was running."""
-    import multiprocessing
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    mp = multiprocessing.get_context("spawn")  # no fork of a process with threads (rich, zmq)
+    mp = pool_context()
     events = mp.Queue()
     results: list[TaskResult] = []
     pending = list(jobs)
@@ -263,7 +300,7 @@ def run_local(jobs: list[Job], options: ExecOptions, emit: Emit) -> list[TaskRes
         broken = False
         with _single_threaded_numerics(options.workers > 1), ProcessPoolExecutor(
                 max_workers=options.workers, mp_context=mp, initializer=_init_worker,
-                initargs=(events,)) as pool:
+                initargs=(events, dict(os.environ), options.workers > 1)) as pool:
             while (pending or running) and not broken:
                 while pending and len(running) < options.workers:
                     job = pending.pop(0)

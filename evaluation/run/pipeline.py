@@ -220,7 +220,8 @@ def warm_kernel() -> None:
     import evaluation.report.notebook as notebook
 
     skip = {"evaluation.cli", "evaluation.__main__", "evaluation.run.batch",
-            "evaluation.report.site", "evaluation.report.workbook", "evaluation.run.pipeline"}
+            "evaluation.run.preload", "evaluation.report.site", "evaluation.report.workbook",
+            "evaluation.run.pipeline"}
     for module in pkgutil.walk_packages(evaluation.__path__, "evaluation."):
         if module.name not in skip:
             try:

@@ -79,19 +79,43 @@ def last_school_year(data_dir: Path | None, params_dir: Path = DEFAULT_PARAMS_DI
     path = table_files(Path(data_dir))["enrolments"]
     if not path.is_file():
         raise DataSetError(f"{path}: file not found (table enrolments is required)")
-    if path.suffix == ".parquet":
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        column = pq.read_table(path, columns=["school_year"]).column("school_year")
-        years = {str(y).strip() for y in pc.unique(column).to_pylist() if y is not None}
-    else:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            years = {row.get("school_year", "").strip() for row in csv.DictReader(fh)}
+    years = _school_years_in(path)
     valid = [y for y in years if len(y) == 9 and y[4] == "-" and y[:4].isdigit()]
     if not valid:
         raise DataSetError(f"{path}: no school_year values (as 2014-2015) to plan reports by")
     return max(valid, key=school_year_start_year)
+
+
+def _school_years_in(path: Path) -> set[str]:
+    """The distinct values of the file's school_year column, read columnar (only that column;
+    none when the file has no such column)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        if "school_year" not in pq.read_schema(path).names:
+            return set()
+        column = pq.read_table(path, columns=["school_year"]).column("school_year")
+    else:
+        import pyarrow.csv as pacsv
+
+        try:
+            column = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                include_columns=["school_year"], column_types={"school_year": pa.string()},
+                strings_can_be_null=False)).column("school_year")
+        except (pa.ArrowInvalid, KeyError):  # no such column, or a file pyarrow cannot split
+            return _school_years_by_row(path)
+    column = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    return {y for y in pc.unique(column).to_pylist() if y is not None}
+
+
+def _school_years_by_row(path: Path) -> set[str]:
+    """The same read row by row, for a CSV file the columnar reader rejects (ragged rows: the
+    validation names them later); a missing column gives no years."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return {(row.get("school_year") or "").strip() for row in csv.DictReader(fh)}
 
 
 def _cached_last_school_year(data_dir: Path, build_root: Path) -> str:
