@@ -129,6 +129,12 @@ def _shell():
     return shell
 
 
+def shell_ready() -> bool:
+    """Whether this process has its shell made and warmed already (a worker forked from the
+    pool's fork server has)."""
+    return _shell.cache_info().currsize > 0
+
+
 @contextlib.contextmanager
 def _deadline(seconds: int) -> Iterator[None]:
     """Interrupt the code inside after `seconds` (main thread only: elsewhere no limit)."""
