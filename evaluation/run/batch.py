@@ -226,6 +226,8 @@ def render_all(
     output_root, build_root = Path(output_root).resolve(), Path(build_root).resolve()
     params_dir = Path(params_dir).resolve()
     with _run_lock(build_root):
+        if executor == "local":  # its workers warm up while this process plans and validates
+            start_pool_server()
         if data_dir is None:
             data = ensure_synthetic(build_root, overrides, params_dir)
             last = last_school_year(None, params_dir, overrides)
@@ -245,8 +247,6 @@ def render_all(
             else:
                 jobs.append(Job(task, ctx, fp))
         if jobs:
-            if executor == "local":  # its workers warm up while the data is validated
-                start_pool_server()
             try:  # unreadable data fails the run once, not every report
                 cached_validate_dir(data)
             except DataSetError as exc:

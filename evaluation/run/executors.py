@@ -227,6 +227,7 @@ def _init_worker(queue: Any, environ: dict[str, str] | None = None,
 
 
 PRELOAD = "evaluation.run.preload"  # what the fork server imports (and so warms) once
+_server_failed = False  # the fork server could not start here: spawn
 
 
 def pool_context() -> Any:
@@ -236,7 +237,7 @@ def pool_context() -> Any:
     plain fork of this process, which may hold threads (rich's display, ZeroMQ)."""
     import multiprocessing
 
-    if (os.environ.get("EVALUATION_FORKSERVER") != "0"
+    if (os.environ.get("EVALUATION_FORKSERVER") != "0" and not _server_failed
             and "forkserver" in multiprocessing.get_all_start_methods()):
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([PRELOAD])  # takes effect when the server starts
@@ -247,12 +248,17 @@ def pool_context() -> Any:
 def start_pool_server() -> None:
     """Start the fork server now, so that it warms up while this process still plans and
     validates; the pool's workers are then forked from it warm. Nothing to do for spawn, or
-    when the server runs already."""
+    when the server runs already; where it cannot start (no Unix sockets, say) the pool spawns."""
+    global _server_failed
+
     context = pool_context()
     if context.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        try:
+            forkserver.ensure_running()
+        except OSError:
+            _server_failed = True
 
 
 @contextlib.contextmanager
