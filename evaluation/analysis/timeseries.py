@@ -157,21 +157,25 @@ def _jackknife(y: pd.Series, X: pd.DataFrame, offset: pd.Series, clusters: np.nd
 
     G = int(clusters.max()) + 1
     loo = {name: np.full(G, np.nan) for name in names}
+    # Plain arrays: the same fits as with the frames, without pandas' indexing per refit.
+    Xa, ya, oa = X.to_numpy(float), y.to_numpy(float), offset.to_numpy(float)
+    start = params[X.columns].to_numpy(float)
+    where = [X.columns.get_loc(name) for name in names]
     for g in range(G):  # units: tens
         keep = clusters != g
-        Xg = X[keep]
-        Xg = Xg.loc[:, (Xg != 0).any(axis=0)]
-        if not all(name in Xg for name in names):
+        used = (Xa[keep] != 0).any(axis=0)  # columns that vanish without the unit
+        if not used[where].all():
             continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = GLM(y[keep], Xg, family=families.Poisson(),
-                             offset=offset[keep]).fit(start_params=params[Xg.columns].to_numpy())
+                res = GLM(ya[keep], Xa[keep][:, used], family=families.Poisson(),
+                          offset=oa[keep]).fit(start_params=start[used])
         except (ValueError, np.linalg.LinAlgError):
             continue
-        for name in names:
-            loo[name][g] = res.params[name]
+        position = np.cumsum(used) - 1  # a kept column's place among the kept
+        for name, w in zip(names, where, strict=True):
+            loo[name][g] = res.params[position[w]]
     out = {}
     crit = stats.t.ppf(1 - alpha / 2, G - 1)
     for name in names:
