@@ -11,6 +11,7 @@ at the records of one comparison (which schools and school years are there).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from evaluation.analysis import methods
@@ -77,26 +78,33 @@ def design_gap(ind: Indicator, comparison: str, data: pd.DataFrame, school_year:
     with its design columns), or None when the schools and school years it needs are there."""
     if len(data) == 0:
         return NO_RECORDS
-    pilot = data[(data["group"] == "pilot").to_numpy()]
-    now = pilot[(pilot["school_year"] == school_year).to_numpy()]
+    # Masks over the columns it needs, not filtered copies of the whole frame: this runs for
+    # every comparison of every indicator and robustness specification.
+    pilot = _mask(data["group"] == "pilot")
+    now = pilot & _mask(data["school_year"] == school_year)
     if ind.kind == "rate":
-        now = now[now["exposure"] > 0]
-    if len(now) == 0:
+        now &= _mask(data["exposure"] > 0)
+    if not now.any():
         return NO_PILOT_DATA.format(year=school_year)
     if comparison == methods.INDICATION_FREE:
         return None
     if comparison == methods.BEFORE_AFTER:
-        if not (pilot["period"] == "before").any():
+        if not (pilot & _mask(data["period"] == "before")).any():
             return NO_BASELINE
-        schools = pilot.loc[pilot["period"].notna().to_numpy(), "school_id"].nunique()
+        schools = data["school_id"][pilot & data["period"].notna().to_numpy()].nunique()
         return ONE_PILOT if schools < 2 else None
-    if not (pilot["treated"] == 0).any():
+    if not (pilot & _mask(data["treated"] == 0)).any():
         return NO_BASELINE
     if comparison == methods.ITS:
         return None
-    comparison_schools = data.loc[(data["group"] == "comparison").to_numpy(), "school_id"]
-    if comparison_schools.nunique() == 0:
+    comparison_schools = data["school_id"][_mask(data["group"] == "comparison")].nunique()
+    if comparison_schools == 0:
         return NO_COMPARISON
-    if comparison_schools.nunique() < 2:
+    if comparison_schools < 2:
         return ONE_COMPARISON
     return None
+
+
+def _mask(condition: pd.Series) -> np.ndarray:
+    """A comparison's result as a plain boolean array, a missing value as False."""
+    return condition.fillna(False).to_numpy(dtype=bool)
