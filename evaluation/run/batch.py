@@ -15,9 +15,10 @@ Executors are a registry (`EXECUTORS`): "local" (a pool of worker processes, one
 default), "serial" (in this process; for debugging) and "dask" (a dask.distributed cluster).
 A worker of the local pool runs its reports' notebooks in its own IPython shell
 (`inprocess.InProcessSession`: its imports, validated data and estimate frames serve them
-too); the serial and Dask executors keep one warmed IPython kernel per worker
-(`KernelSession`). Either way start-up and imports are paid once per worker, not once
-per notebook.
+too), and is forked from a fork server that imported and warmed that shell once
+(`preload`; spawned where there is no fork server); the serial and Dask executors keep one
+warmed IPython kernel per worker (`KernelSession`). Start-up and imports are paid once per
+run or per worker, not once per notebook.
 """
 
 from __future__ import annotations
@@ -226,8 +227,6 @@ def render_all(
     output_root, build_root = Path(output_root).resolve(), Path(build_root).resolve()
     params_dir = Path(params_dir).resolve()
     with _run_lock(build_root):
-        if executor == "local":  # its workers warm up while this process plans and validates
-            start_pool_server()
         if data_dir is None:
             data = ensure_synthetic(build_root, overrides, params_dir)
             last = last_school_year(None, params_dir, overrides)
@@ -247,6 +246,8 @@ def render_all(
             else:
                 jobs.append(Job(task, ctx, fp))
         if jobs:
+            if executor == "local":  # its workers warm up while this process validates the data
+                start_pool_server()
             try:  # unreadable data fails the run once, not every report
                 cached_validate_dir(data)
             except DataSetError as exc:

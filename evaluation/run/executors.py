@@ -4,9 +4,10 @@
 debugging) and "dask" (a dask.distributed cluster whose workers read the data from shared storage).
 A worker of the local pool runs its reports' notebooks in its own IPython shell
 (`inprocess.InProcessSession`: its imports, validated data and estimate frames serve them
-too); the serial and Dask executors keep one warmed IPython kernel per worker
-(`KernelSession`). Either way start-up and imports are paid once per worker, not once
-per notebook.
+too), and is forked from a fork server that imported and warmed that shell once
+(`preload`; spawned where there is no fork server); the serial and Dask executors keep one
+warmed IPython kernel per worker (`KernelSession`). Start-up and imports are paid once per
+run or per worker, not once per notebook.
 """
 
 from __future__ import annotations
